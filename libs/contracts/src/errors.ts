@@ -1,0 +1,70 @@
+/**
+ * Every failure the product reports has one of these codes. The gateway maps
+ * codes to HTTP statuses in one exception filter; the worker maps them to
+ * retry / no-retry in one place. Libraries throw `AppError`, never HTTP errors.
+ */
+export const ERROR_CODES = [
+  'invalid_request',
+  'invalid_image',
+  'image_url_not_enabled',
+  'unauthorized',
+  'not_found',
+  'payload_too_large',
+  'idempotency_conflict',
+  'service_unavailable',
+  'model_not_found',
+  'model_load_failed',
+  'timeout',
+  'cancelled',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Whether a job that failed with this code may succeed if run again. */
+export function isRetryable(code: ErrorCode): boolean {
+  switch (code) {
+    case 'service_unavailable':
+    case 'internal':
+      return true;
+    case 'invalid_request':
+    case 'invalid_image':
+    case 'image_url_not_enabled':
+    case 'unauthorized':
+    case 'not_found':
+    case 'payload_too_large':
+    case 'idempotency_conflict':
+    case 'model_not_found':
+    case 'model_load_failed':
+    case 'timeout':
+    case 'cancelled':
+      return false;
+  }
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** The request field the error is about, when there is one (e.g. `messages[0].content`). */
+    readonly param?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, ...(this.param ? { param: this.param } : {}) };
+  }
+}
+
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  param?: string;
+}
+
+export function isAppError(e: unknown): e is AppError {
+  return e instanceof AppError;
+}

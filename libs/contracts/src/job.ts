@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export function isTerminal(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+/** Upper bound on generated tokens for one request. */
+export const MAX_TOKENS_LIMIT = 4096;
+
+/** Decoding parameters, already normalised from the OpenAI body. */
+export const DecodingParamsSchema = z.strictObject({
+  /** Maximum tokens to generate (OpenAI `max_tokens` / `max_completion_tokens`). */
+  maxTokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT),
+  /** 0 means greedy decoding. */
+  temperature: z.number().min(0).max(2),
+  /** Nucleus sampling mass; 1 disables it. */
+  topP: z.number().gt(0).max(1),
+  /** Seed for sampling; a seeded sampled request is deterministic and cacheable. */
+  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  /** Up to four stop sequences; the answer ends before the first one found. */
+  stop: z.array(z.string().min(1).max(64)).max(4),
+});
+export type DecodingParams = z.infer<typeof DecodingParamsSchema>;
+
+/** Whether two runs of these parameters produce the same answer (and so may be cached). */
+export function isDeterministic(p: DecodingParams): boolean {
+  return p.temperature === 0 || p.seed !== undefined;
+}
+
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * What the gateway puts on the queue. The image travels by reference (its
+ * SHA-256; the bytes sit in Redis under that hash with a TTL), never inline.
+ */
+export const InferenceJobDataSchema = z.strictObject({
+  /** Public job id (random); also the BullMQ job id. */
+  id: z.string().min(8).max(64),
+  tenant: z.string().min(1).max(128),
+  model: z.string().min(1),
+  image: z.strictObject({ sha256: Sha256, bytes: z.number().int().positive() }),
+  question: z.string(),
+  params: DecodingParamsSchema,
+  /** Answer-cache key when the request is deterministic; the worker fills the L2 cache with it. */
+  cacheKey: Sha256.nullable(),
+  /** Milliseconds since the epoch when the gateway accepted the request. */
+  createdAt: z.number().int(),
+  /** W3C trace context carriers (`traceparent`, `tracestate`). */
+  trace: z.record(z.string(), z.string()).optional(),
+});
+export type InferenceJobData = z.infer<typeof InferenceJobDataSchema>;
+
+export const FINISH_REASONS = ['stop', 'length', 'cancelled'] as const;
+export type FinishReason = (typeof FINISH_REASONS)[number];
+
+export const UsageSchema = z.strictObject({
+  promptTokens: z.number().int().min(0),
+  completionTokens: z.number().int().min(0),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
+export const InferenceResultSchema = z.strictObject({
+  text: z.string(),
+  finishReason: z.enum(FINISH_REASONS),
+  usage: UsageSchema,
+  /** Model id as served (e.g. `onnx-community/FastVLM-0.5B-ONNX`). */
+  model: z.string(),
+  /** Milliseconds since the epoch when the worker finished. */
+  finishedAt: z.number().int(),
+  timings: z.strictObject({
+    /** From acceptance by the gateway to the worker starting the job. */
+    queueMs: z.number().min(0),
+    /** Model time in the worker, preprocessing included. */
+    inferenceMs: z.number().min(0),
+  }),
+});
+export type InferenceResult = z.infer<typeof InferenceResultSchema>;

@@ -1,0 +1,49 @@
+/** BullMQ queue that carries inference jobs from gateways to workers. */
+export const INFERENCE_QUEUE = 'inference';
+/** The only job name on the inference queue; the worker refuses any other. */
+export const INFERENCE_JOB = 'chat';
+
+/**
+ * Redis key builders. Every key the product writes outside BullMQ's own goes
+ * through here, so that a prefix isolates deployments (and tests) completely.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Public job record (hash): tenant, status, timestamps, result or error. */
+  job(id: string): string {
+    return `${this.prefix}:job:${id}`;
+  }
+  /** Event stream of one job: status changes, tokens, the final result. */
+  events(id: string): string {
+    return `${this.prefix}:events:${id}`;
+  }
+  /** Pub/sub channel that announces new entries of a job's event stream. */
+  eventsChannel(): string {
+    return `${this.prefix}:events`;
+  }
+  /** Validated image bytes, stored once under their SHA-256. */
+  image(sha256: string): string {
+    return `${this.prefix}:image:${sha256}`;
+  }
+  /** Idempotency record: the job created for a tenant's `Idempotency-Key`. */
+  idempotency(tenant: string, keyHash: string): string {
+    return `${this.prefix}:idem:${tenant}:${keyHash}`;
+  }
+  /** Answer cache entry (lives in the cache Redis). */
+  answer(cacheKey: string): string {
+    return `${this.prefix}:answer:${cacheKey}`;
+  }
+  /** Sorted set of worker ids scored by their last heartbeat (ms). */
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+  /** Hash describing one worker: model, dtype, device, pid, started time. */
+  worker(id: string): string {
+    return `${this.prefix}:worker:${id}`;
+  }
+  /** Pub/sub channel on which cancellations are broadcast to workers. */
+  cancelChannel(): string {
+    return `${this.prefix}:cancel`;
+  }
+}

@@ -1,0 +1,40 @@
+import type { DecodingParams, FinishReason, Usage } from '@fastvlm/contracts';
+
+/** One streamed piece of the answer. */
+export interface TokenDelta {
+  /** 0-based position of the completion token that completed this text. */
+  index: number;
+  /** Text newly decodable after this token (may be empty while a multi-byte character is incomplete). */
+  text: string;
+}
+
+export interface GenerateRequest {
+  /** Encoded image bytes (JPEG, PNG, WebP, GIF). */
+  image: Uint8Array;
+  question: string;
+  params: DecodingParams;
+  /** Aborting stops generation at the next token; the result then has finishReason `cancelled`. */
+  signal?: AbortSignal;
+  /** Called for every generated token, in order, before `generate` resolves. */
+  onToken?: (delta: TokenDelta) => void;
+}
+
+export interface GenerateResult {
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+  /** Generated token ids (eos excluded). */
+  tokenIds: number[];
+}
+
+/** Identity of the loaded model, as reported to clients and in cache keys. */
+export interface ModelInfo {
+  /** What the operator asked for: hub id, `tiny-random`, or the folder's path. */
+  id: string;
+  /** Revision (hub) or a content hash of config files (local folders). */
+  revision: string;
+  /** Per-session dtype summary, e.g. `fp32`. */
+  dtype: string;
+  /** Folder the files were loaded from. */
+  dir: string;
+}
