@@ -9,6 +9,7 @@ export default defineConfig({
       '@fastvlm/contracts': here('./libs/contracts/src/index.ts'),
       '@fastvlm/pipeline': here('./libs/pipeline/src/index.ts'),
       '@fastvlm/security': here('./libs/security/src/index.ts'),
+      '@fastvlm/jobs': here('./libs/jobs/src/index.ts'),
     },
   },
   test: {

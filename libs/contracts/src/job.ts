@@ -7,6 +7,9 @@ export function isTerminal(status: JobStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled';
 }
 
+/** Bumped whenever prompt construction changes, so cached answers of the old prompt are not served. */
+export const PROMPT_TEMPLATE_VERSION = 1;
+
 /** Upper bound on generated tokens for one request. */
 export const MAX_TOKENS_LIMIT = 4096;
 
@@ -41,6 +44,8 @@ export const InferenceJobDataSchema = z.strictObject({
   id: z.string().min(8).max(64),
   tenant: z.string().min(1).max(128),
   model: z.string().min(1),
+  /** Model revision the gateway assumed for the cache key; the worker fills the cache only if it serves this revision. */
+  modelRevision: z.string().nullable(),
   image: z.strictObject({ sha256: Sha256, bytes: z.number().int().positive() }),
   question: z.string(),
   params: DecodingParamsSchema,

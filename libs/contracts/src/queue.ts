@@ -18,9 +18,9 @@ export class RedisKeys {
   events(id: string): string {
     return `${this.prefix}:events:${id}`;
   }
-  /** Pub/sub channel that announces new entries of a job's event stream. */
-  eventsChannel(): string {
-    return `${this.prefix}:events`;
+  /** Pub/sub channel that announces new entries of one job's event stream. */
+  eventsChannel(id: string): string {
+    return `${this.prefix}:events-ch:${id}`;
   }
   /** Validated image bytes, stored once under their SHA-256. */
   image(sha256: string): string {
@@ -29,6 +29,10 @@ export class RedisKeys {
   /** Idempotency record: the job created for a tenant's `Idempotency-Key`. */
   idempotency(tenant: string, keyHash: string): string {
     return `${this.prefix}:idem:${tenant}:${keyHash}`;
+  }
+  /** BullMQ key prefix (BullMQ appends `:<queue>:…`). */
+  bull(): string {
+    return `${this.prefix}:bull`;
   }
   /** Answer cache entry (lives in the cache Redis). */
   answer(cacheKey: string): string {

@@ -1,0 +1,52 @@
+import type { FastifyReply } from 'fastify';
+import type { SubmitOutcome } from '@fastvlm/jobs';
+import { toHttpError } from '../http/errors';
+import { SseWriter } from '../http/sse';
+import type { InferenceService } from '../inference/inference.service';
+import { chunk, completionId, usageOf, type ChunkBase } from './completion';
+
+/**
+ * Relays a job's tokens as `chat.completion.chunk` events, as the worker
+ * produces them, ending with `data: [DONE]`. Token events carry their index,
+ * so tokens repeated by a re-run after a worker crash are dropped.
+ */
+export async function streamCompletion(
+  inference: InferenceService,
+  reply: FastifyReply,
+  outcome: SubmitOutcome,
+  includeUsage: boolean,
+): Promise<void> {
+  const sse = new SseWriter(reply, { 'x-cache': outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss' });
+  const base: ChunkBase = { id: completionId(outcome.jobId), model: inference.modelId, created: Math.floor(Date.now() / 1000) };
+  const usageField = includeUsage ? null : undefined;
+  sse.send(chunk(base, { delta: { role: 'assistant', content: '' }, finishReason: null }, usageField));
+  try {
+    if (outcome.kind === 'cached') {
+      const r = outcome.result;
+      sse.send(chunk(base, { delta: { content: r.text }, finishReason: null }, usageField));
+      sse.send(chunk(base, { delta: {}, finishReason: r.finishReason }, usageField));
+      if (includeUsage) sse.send(chunk(base, null, usageOf(r)));
+    } else {
+      let next = 0;
+      for await (const { event } of inference.follow(outcome.jobId, '0', sse.aborted)) {
+        if (event.type === 'token') {
+          if (event.index < next) continue;
+          next = event.index + 1;
+          if (event.text) sse.send(chunk(base, { delta: { content: event.text }, finishReason: null }, usageField));
+          continue;
+        }
+        const r = inference.finalOf(event);
+        if (!r) continue;
+        if (outcome.cacheKey) inference.remember(outcome.cacheKey, r);
+        sse.send(chunk(base, { delta: {}, finishReason: r.finishReason }, usageField));
+        if (includeUsage) sse.send(chunk(base, null, usageOf(r)));
+        break;
+      }
+    }
+  } catch (e) {
+    // Headers are gone; errors travel in the stream, as OpenAI's API does.
+    sse.send(toHttpError(e).body);
+  }
+  sse.send('[DONE]');
+  sse.end();
+}

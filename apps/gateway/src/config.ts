@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, envBoolean, parseEnv } from '@fastvlm/contracts';
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
+  .extend(LogEnvSchema.shape)
+  .extend({
+    /** HTTP port. */
+    PORT: int(0).max(65_535).default(8080),
+    /** Address to listen on; containers set 0.0.0.0. */
+    HOST: z.string().min(1).default('127.0.0.1'),
+    /** Bootstrap API keys: comma-separated `tenant:key` pairs. */
+    FASTVLM_API_KEYS: z.string().min(1, 'FASTVLM_API_KEYS is required (comma-separated tenant:key pairs)'),
+    /** Largest request body in bytes (JSON with a base64 image, or multipart). Default 20 MiB. */
+    BODY_LIMIT_BYTES: int(1024).default(20 * 1024 * 1024),
+    /** Largest decoded image in bytes. Default 15 MiB (a 20 MiB body holds about 15 MiB of base64). */
+    MAX_IMAGE_BYTES: int(1).default(15 * 1024 * 1024),
+    /** Largest image in pixels (width × height). */
+    MAX_IMAGE_PIXELS: int(1).default(25_000_000),
+    /** Largest question in bytes (UTF-8). */
+    MAX_QUESTION_BYTES: int(1).default(16_384),
+    /** Milliseconds a synchronous chat completion waits for its answer before answering 504. */
+    SYNC_TIMEOUT_MS: int(1000).default(300_000),
+    /** Runs allowed for a job that fails with a transient error. */
+    JOB_ATTEMPTS: int(1).default(3),
+    /** Seconds a finished job's record and events are kept. */
+    JOB_TTL_S: int(60).default(86_400),
+    /** Seconds an uploaded image is kept for the worker; must outlast the longest queue wait. */
+    IMAGE_TTL_S: int(60).default(3_600),
+    /** Seconds an Idempotency-Key is remembered. */
+    IDEMPOTENCY_TTL_S: int(60).default(86_400),
+    /** Seconds an answer lives in the cache Redis. */
+    ANSWER_CACHE_TTL_S: int(1).default(3_600),
+    /** Bytes of answers kept in this process (L1); 0 disables L1. */
+    ANSWER_CACHE_L1_BYTES: int(0).default(32 * 1024 * 1024),
+    /** Whether health and request logs include each request (info level). */
+    LOG_REQUESTS: envBoolean.default(false),
+  });
+
+export type GatewayConfig = z.infer<typeof GatewayEnvSchema>;
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  return parseEnv(GatewayEnvSchema, env);
+}
+
+/** Injection token of the validated configuration. */
+export const CONFIG = Symbol('GatewayConfig');

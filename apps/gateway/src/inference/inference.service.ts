@@ -1,0 +1,137 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Queue } from 'bullmq';
+import {
+  AppError,
+  INFERENCE_JOB,
+  type InferenceJobData,
+  type InferenceResult,
+  type JobEvent,
+} from '@fastvlm/contracts';
+import {
+  submitInference,
+  type AnswerCache,
+  type EventHub,
+  type ImageStore,
+  type JobStore,
+  type StreamedEvent,
+  type SubmitOutcome,
+  type WorkerRegistry,
+} from '@fastvlm/jobs';
+import { checkImage, type Principal } from '@fastvlm/security';
+import type { ImageSource } from '../chat/openai-request';
+import { CONFIG, type GatewayConfig } from '../config';
+import * as T from '../infra/tokens';
+
+const SERVED_MODEL_TTL_MS = 2_000;
+
+export interface InferenceInput {
+  model: string | undefined;
+  image: ImageSource;
+  question: string;
+  params: InferenceJobData['params'];
+}
+
+/** Gateway side of inference: admission, submission, and following a job to its end. */
+@Injectable()
+export class InferenceService {
+  private served: { at: number; value: { id: string; revision: string } | null } = { at: 0, value: null };
+
+  constructor(
+    @Inject(CONFIG) private readonly cfg: GatewayConfig,
+    @Inject(T.JOB_STORE) private readonly store: JobStore,
+    @Inject(T.IMAGE_STORE) private readonly images: ImageStore,
+    @Inject(T.ANSWER_CACHE) private readonly answers: AnswerCache,
+    @Inject(T.EVENT_HUB) private readonly hub: EventHub,
+    @Inject(T.REGISTRY) private readonly registry: WorkerRegistry,
+    @Inject(T.QUEUE) private readonly queue: Queue,
+  ) {}
+
+  get modelId(): string {
+    return this.cfg.FASTVLM_MODEL;
+  }
+
+  /** Validates the request, then answers from the cache or enqueues it. */
+  async submit(caller: Principal, input: InferenceInput, mode: 'sync' | 'async', jobId?: string): Promise<SubmitOutcome> {
+    if (input.model !== undefined && input.model !== this.cfg.FASTVLM_MODEL) {
+      throw new AppError('model_not_found', `The model "${input.model}" is not served here; this cluster serves "${this.cfg.FASTVLM_MODEL}".`, 'model');
+    }
+    if (Buffer.byteLength(input.question, 'utf8') > this.cfg.MAX_QUESTION_BYTES) {
+      throw new AppError('invalid_request', `The question is longer than ${this.cfg.MAX_QUESTION_BYTES} bytes.`, 'question');
+    }
+    if (input.image.kind === 'url') {
+      throw new AppError('image_url_not_enabled', 'Fetching images from http(s) URLs is not enabled; send the image as a base64 data: URL.', 'image_url');
+    }
+    const bytes = input.image.bytes;
+    await checkImage(bytes, { maxBytes: this.cfg.MAX_IMAGE_BYTES, maxPixels: this.cfg.MAX_IMAGE_PIXELS, maxDimension: 16_384 });
+    return submitInference(
+      {
+        store: this.store,
+        images: this.images,
+        answers: this.answers,
+        enqueue: (data, opts) => this.enqueue(data, opts.deduplicationId),
+        servedModel: () => this.servedModel(),
+        now: () => Date.now(),
+      },
+      { tenant: caller.tenant, model: this.cfg.FASTVLM_MODEL, image: bytes, question: input.question, params: input.params, mode, ...(jobId ? { jobId } : {}) },
+    );
+  }
+
+  /** Events of a job after `afterId`, ending with its final event. */
+  follow(jobId: string, afterId: string, signal?: AbortSignal): AsyncGenerator<StreamedEvent> {
+    return this.hub.follow(jobId, afterId, signal);
+  }
+
+  /** Waits for the job's result; an `AppError` for failed, cancelled or timed-out jobs. */
+  async result(jobId: string, cacheKey: string | null, signal?: AbortSignal): Promise<InferenceResult> {
+    const deadline = AbortSignal.timeout(this.cfg.SYNC_TIMEOUT_MS);
+    const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    for await (const { event } of this.follow(jobId, '0', both)) {
+      const r = this.finalOf(event);
+      if (r) {
+        if (cacheKey) this.answers.remember(cacheKey, r);
+        return r;
+      }
+    }
+    if (deadline.aborted) throw new AppError('timeout', `No answer within ${this.cfg.SYNC_TIMEOUT_MS} ms; the job ${jobId} goes on.`);
+    throw new AppError('cancelled', 'The request was abandoned.');
+  }
+
+  /** Keeps an answer this gateway saw in its in-process cache. */
+  remember(cacheKey: string, result: InferenceResult): void {
+    this.answers.remember(cacheKey, result);
+  }
+
+  /** The result carried by a final event; throws for failures; null for other events. */
+  finalOf(event: JobEvent): InferenceResult | null {
+    switch (event.type) {
+      case 'done':
+        return event.result;
+      case 'error':
+        throw new AppError(event.error.code, event.error.message, event.error.param);
+      case 'status':
+        if (event.status === 'cancelled') throw new AppError('cancelled', 'The job was cancelled.');
+        return null;
+      case 'token':
+        return null;
+    }
+  }
+
+  private async enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
+    const job = await this.queue.add(INFERENCE_JOB, data, {
+      jobId: data.id,
+      ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}),
+    });
+    if (!job.id) throw new Error('the queue returned a job without an id');
+    return job.id;
+  }
+
+  /** The model revision workers serve (for cache keys), looked up at most every two seconds. */
+  async servedModel(): Promise<{ id: string; revision: string } | null> {
+    const now = Date.now();
+    if (now - this.served.at < SERVED_MODEL_TTL_MS) return this.served.value;
+    const alive = await this.registry.alive(now);
+    const w = alive.find((x) => x.model === this.cfg.FASTVLM_MODEL);
+    this.served = { at: now, value: w ? { id: w.model, revision: w.revision } : null };
+    return this.served.value;
+  }
+}

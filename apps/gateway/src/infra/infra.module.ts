@@ -1,0 +1,82 @@
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
+import { StaticApiKeys } from '@fastvlm/security';
+import { CONFIG, type GatewayConfig } from '../config';
+import * as T from './tokens';
+
+type C = GatewayConfig;
+
+/**
+ * Redis connections and the adapters built on them. The gateway's command
+ * connection fails fast (503) while Redis is away instead of queueing requests
+ * in memory; the subscriber reconnects forever.
+ */
+@Global()
+@Module({
+  providers: [
+    { provide: T.REDIS, inject: [CONFIG], useFactory: (c: C) => createRedis(c.REDIS_URL, 'producer', 'gateway') },
+    {
+      provide: T.CACHE_REDIS,
+      inject: [CONFIG, T.REDIS],
+      useFactory: (c: C, r: Redis) => (c.CACHE_REDIS_URL ? createRedis(c.CACHE_REDIS_URL, 'producer', 'gateway-cache') : r),
+    },
+    { provide: T.SUB_REDIS, inject: [CONFIG], useFactory: (c: C) => createRedis(c.REDIS_URL, 'subscriber', 'gateway-sub') },
+    { provide: T.KEYS, inject: [CONFIG], useFactory: (c: C) => new RedisKeys(c.FASTVLM_REDIS_PREFIX) },
+    { provide: T.JOB_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobStore(r, k, c.JOB_TTL_S) },
+    { provide: T.IMAGE_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new ImageStore(r, k, c.IMAGE_TTL_S) },
+    {
+      provide: T.ANSWER_CACHE,
+      inject: [T.CACHE_REDIS, T.KEYS, CONFIG],
+      useFactory: (r: Redis, k: RedisKeys, c: C) =>
+        new AnswerCache(r, k, { l1MaxBytes: c.ANSWER_CACHE_L1_BYTES, l2TtlSeconds: c.ANSWER_CACHE_TTL_S }),
+    },
+    { provide: T.EVENT_HUB, inject: [T.SUB_REDIS, T.REDIS, T.KEYS], useFactory: (s: Redis, r: Redis, k: RedisKeys) => new EventHub(s, r, k) },
+    {
+      provide: T.IDEMPOTENCY,
+      inject: [T.REDIS, T.KEYS, CONFIG],
+      useFactory: (r: Redis, k: RedisKeys, c: C) => new IdempotencyKeys(r, k, c.IDEMPOTENCY_TTL_S),
+    },
+    { provide: T.REGISTRY, inject: [T.REDIS, T.KEYS], useFactory: (r: Redis, k: RedisKeys) => new WorkerRegistry(r, k) },
+    {
+      provide: T.QUEUE,
+      inject: [T.REDIS, T.KEYS, CONFIG],
+      useFactory: (r: Redis, k: RedisKeys, c: C) =>
+        new Queue(INFERENCE_QUEUE, {
+          connection: r,
+          prefix: k.bull(),
+          defaultJobOptions: {
+            attempts: c.JOB_ATTEMPTS,
+            backoff: { type: 'exponential', delay: 1000 },
+            // Keep completed jobs by age and count: removing them at once makes
+            // waitUntilFinished-style readers miss results, and finished jobs help debugging.
+            removeOnComplete: { age: 3600, count: 10_000 },
+            // Failed jobs are the dead-letter store: kept a week for inspection.
+            removeOnFail: { age: 7 * 86_400 },
+          },
+        }),
+    },
+    { provide: T.API_KEYS, inject: [CONFIG], useFactory: (c: C) => new StaticApiKeys(c.FASTVLM_API_KEYS) },
+  ],
+  exports: [
+    T.REDIS, T.CACHE_REDIS, T.SUB_REDIS, T.KEYS, T.JOB_STORE, T.IMAGE_STORE, T.ANSWER_CACHE,
+    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE, T.API_KEYS,
+  ],
+})
+export class InfraModule implements OnApplicationShutdown {
+  constructor(
+    @Inject(T.REDIS) private readonly redis: Redis,
+    @Inject(T.CACHE_REDIS) private readonly cacheRedis: Redis,
+    @Inject(T.SUB_REDIS) private readonly sub: Redis,
+    @Inject(T.QUEUE) private readonly queue: Queue,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.queue.close().catch(() => undefined);
+    this.sub.disconnect();
+    if (this.cacheRedis !== this.redis) this.cacheRedis.disconnect();
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,13 @@
+/** Injection tokens: explicit, because the build does not emit decorator metadata. */
+export const REDIS = Symbol('Redis');
+export const CACHE_REDIS = Symbol('CacheRedis');
+export const SUB_REDIS = Symbol('SubscriberRedis');
+export const KEYS = Symbol('RedisKeys');
+export const JOB_STORE = Symbol('JobStore');
+export const IMAGE_STORE = Symbol('ImageStore');
+export const ANSWER_CACHE = Symbol('AnswerCache');
+export const EVENT_HUB = Symbol('EventHub');
+export const IDEMPOTENCY = Symbol('IdempotencyKeys');
+export const REGISTRY = Symbol('WorkerRegistry');
+export const QUEUE = Symbol('InferenceQueue');
+export const API_KEYS = Symbol('ApiKeys');

@@ -1,0 +1,137 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys } from '@fastvlm/contracts';
+import {
+  AnswerCache,
+  ImageStore,
+  JobFailure,
+  JobStore,
+  WorkerRegistry,
+  assertNoEviction,
+  createRedis,
+  processInferenceJob,
+  type InferenceEngine,
+  type ProcessOutcome,
+} from '@fastvlm/jobs';
+import { Cancellations } from './cancellations';
+import type { WorkerConfig } from './config';
+
+const HEARTBEAT_MS = 5_000;
+
+/** Engine as the worker owns it: warmed before the first job, disposed at shutdown. */
+export interface OwnedEngine extends InferenceEngine {
+  dispose(): Promise<void>;
+}
+
+/**
+ * One worker process: consumes the inference queue with a loaded, warmed
+ * model, and drains cleanly on SIGTERM.
+ */
+export class WorkerApp {
+  readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  private readonly redis: Redis;
+  private readonly cacheRedis: Redis;
+  private readonly sub: Redis;
+  private readonly keys: RedisKeys;
+  private worker: Worker | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly cfg: WorkerConfig,
+    private readonly engine: OwnedEngine,
+    private readonly log: Logger,
+  ) {
+    this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
+    this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`);
+    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'consumer') : this.redis;
+    this.sub = createRedis(cfg.REDIS_URL, 'subscriber');
+  }
+
+  async start(): Promise<void> {
+    await assertNoEviction(this.redis);
+    const store = new JobStore(this.redis, this.keys, this.cfg.JOB_TTL_S);
+    const images = new ImageStore(this.redis, this.keys, 1);
+    const answers = new AnswerCache(this.cacheRedis, this.keys, { l1MaxBytes: 0, l2TtlSeconds: this.cfg.ANSWER_CACHE_TTL_S });
+    const cancellations = new Cancellations(this.sub, this.keys.cancelChannel());
+    await cancellations.start();
+    const deps = { store, images, answers, engine: this.engine, now: () => Date.now() };
+
+    const processor = async (job: Job): Promise<ProcessOutcome> => {
+      if (job.name !== INFERENCE_JOB) throw new UnrecoverableError(`unknown job name "${job.name}"`);
+      const parsed = InferenceJobDataSchema.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`invalid job data: ${parsed.error.message}`);
+      const data = parsed.data;
+      const signal = cancellations.track(data.id);
+      const attempt = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, signal };
+      try {
+        const outcome = await processInferenceJob(deps, data, attempt);
+        this.log.info({ jobId: data.id, outcome, attempt: job.attemptsMade + 1 }, 'job finished');
+        return outcome;
+      } catch (e) {
+        if (e instanceof JobFailure) {
+          this.log.warn({ jobId: data.id, code: e.error.code, kind: e.kind, attempt: job.attemptsMade + 1 }, 'job failed');
+          throw e.kind === 'fatal' ? new UnrecoverableError(`${e.error.code}: ${e.error.message}`) : e;
+        }
+        throw e;
+      } finally {
+        cancellations.release(data.id);
+      }
+    };
+
+    this.worker = new Worker(INFERENCE_QUEUE, processor, {
+      connection: this.redis,
+      prefix: this.keys.bull(),
+      concurrency: this.cfg.WORKER_CONCURRENCY,
+      lockDuration: this.cfg.WORKER_LOCK_DURATION_MS,
+      stalledInterval: this.cfg.WORKER_STALLED_INTERVAL_MS,
+      autorun: false,
+    });
+    this.worker.on('error', (e) => this.log.error({ err: e }, 'queue error'));
+
+    const registry = new WorkerRegistry(this.redis, this.keys);
+    const info = this.engine.info;
+    await registry.announce(
+      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: 'cpu', pid: process.pid, startedAt: Date.now() },
+      Date.now(),
+    );
+    this.heartbeat = setInterval(() => {
+      registry.heartbeat(this.id, Date.now()).catch((e: unknown) => this.log.warn({ err: e }, 'heartbeat failed'));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+    // run() resolves only when the worker closes; errors surface through 'error'.
+    this.worker.run().catch((e: unknown) => this.log.error({ err: e }, 'worker stopped with an error'));
+    await this.worker.waitUntilReady();
+    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: this.cfg.WORKER_CONCURRENCY }, 'worker ready');
+  }
+
+  /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then releases everything. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const registry = new WorkerRegistry(this.redis, this.keys);
+    await registry.withdraw(this.id).catch(() => undefined);
+    if (this.worker) {
+      const closing = this.worker.close();
+      const timedOut = await Promise.race([
+        closing.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), this.cfg.SHUTDOWN_TIMEOUT_MS).unref()),
+      ]);
+      if (timedOut) {
+        this.log.warn({ timeoutMs: this.cfg.SHUTDOWN_TIMEOUT_MS }, 'active jobs did not finish in time; they will be re-run elsewhere');
+        await this.worker.close(true);
+      }
+    }
+    await this.engine.dispose();
+    this.sub.disconnect();
+    if (this.cacheRedis !== this.redis) await this.cacheRedis.quit();
+    await this.redis.quit();
+  }
+}

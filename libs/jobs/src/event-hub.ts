@@ -1,0 +1,129 @@
+import type { Redis } from 'ioredis';
+import { JobEventSchema, isFinalEvent, type JobEvent, type RedisKeys } from '@fastvlm/contracts';
+import { compareStreamIds } from './stream-id';
+
+export interface StreamedEvent {
+  /** Stream entry id; clients send it back as `Last-Event-ID` to resume. */
+  id: string;
+  event: JobEvent;
+}
+
+type Listener = (entryId: string, json: string) => void;
+
+/**
+ * Follows jobs' event streams for many concurrent HTTP requests over one
+ * subscriber connection: live entries arrive by pub/sub, and the stream itself
+ * (XRANGE) fills in whatever was written before the subscription or while the
+ * connection was down. Entries are delivered once, in stream order.
+ */
+export class EventHub {
+  private readonly channels = new Map<string, { listeners: Set<Listener>; subscribed: Promise<unknown> }>();
+  private readonly catchUps = new Set<() => void>();
+
+  constructor(
+    private readonly sub: Redis,
+    private readonly cmd: Redis,
+    private readonly keys: RedisKeys,
+  ) {
+    sub.on('message', (channel: string, message: string) => {
+      const space = message.indexOf(' ');
+      if (space < 0) return;
+      const entryId = message.slice(0, space);
+      const json = message.slice(space + 1);
+      for (const l of this.channels.get(channel)?.listeners ?? []) l(entryId, json);
+    });
+    // After a reconnect, pub/sub messages sent meanwhile are gone: re-read the streams.
+    sub.on('ready', () => {
+      for (const c of this.catchUps) c();
+    });
+  }
+
+  /**
+   * Yields the job's events after `afterId` ('0' = from the start) until a final
+   * event, or until `signal` aborts.
+   */
+  async *follow(jobId: string, afterId: string, signal?: AbortSignal): AsyncGenerator<StreamedEvent> {
+    const channel = this.keys.eventsChannel(jobId);
+    const streamKey = this.keys.events(jobId);
+    const pending: { id: string; json: string }[] = [];
+    let wake: (() => void) | null = null;
+    let failure: Error | null = null;
+    const notify = (): void => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    const listener: Listener = (id, json) => {
+      pending.push({ id, json });
+      notify();
+    };
+    const catchUp = (): void => {
+      this.cmd
+        .xrange(streamKey, `(${last}`, '+')
+        .then((entries) => {
+          for (const [id, fields] of entries) pending.push({ id, json: fields[1] ?? '' });
+          // Live messages may have overtaken this read; deliver in stream order.
+          pending.sort((a, b) => compareStreamIds(a.id, b.id));
+          notify();
+        })
+        .catch((e: unknown) => {
+          failure = e instanceof Error ? e : new Error('reading the event stream failed', { cause: e });
+          notify();
+        });
+    };
+    let last = afterId;
+    const onAbort = (): void => notify();
+    signal?.addEventListener('abort', onAbort);
+    await this.addListener(channel, listener);
+    this.catchUps.add(catchUp);
+    try {
+      catchUp();
+      for (;;) {
+        if (signal?.aborted) return;
+        if (failure) throw failure;
+        const next = pending.shift();
+        if (!next) {
+          await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        // Pub/sub and XRANGE overlap; the stream order decides.
+        if (compareStreamIds(next.id, last) <= 0) continue;
+        last = next.id;
+        const event = JobEventSchema.parse(JSON.parse(next.json));
+        yield { id: next.id, event };
+        if (isFinalEvent(event)) return;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.catchUps.delete(catchUp);
+      await this.removeListener(channel, listener);
+    }
+  }
+
+  private async addListener(channel: string, l: Listener): Promise<void> {
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      entry = { listeners: new Set(), subscribed: this.sub.subscribe(channel) };
+      this.channels.set(channel, entry);
+    }
+    entry.listeners.add(l);
+    try {
+      // A second follower must not read the stream before the subscription is live either.
+      await entry.subscribed;
+    } catch (e) {
+      entry.listeners.delete(l);
+      if (this.channels.get(channel) === entry) this.channels.delete(channel);
+      throw e;
+    }
+  }
+
+  private async removeListener(channel: string, l: Listener): Promise<void> {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    entry.listeners.delete(l);
+    if (entry.listeners.size === 0) {
+      this.channels.delete(channel);
+      await this.sub.unsubscribe(channel).catch(() => undefined);
+    }
+  }
+}

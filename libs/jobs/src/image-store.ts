@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '@fastvlm/contracts';
+
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Validated image bytes, stored once under their SHA-256 so that jobs carry a
+ * reference instead of megabytes of payload, and repeated images are stored once.
+ */
+export class ImageStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    /** Seconds an image is kept after its last use; must outlast the longest queue wait. */
+    private readonly ttlSeconds: number,
+  ) {}
+
+  /** Stores the bytes (or refreshes the TTL of an identical copy) and returns their hash. */
+  async put(bytes: Uint8Array): Promise<string> {
+    const sha = sha256Hex(bytes);
+    const key = this.keys.image(sha);
+    // Most repeats are the same image asked about again: refresh instead of re-sending megabytes.
+    const refreshed = await this.redis.expire(key, this.ttlSeconds);
+    if (refreshed === 0) await this.redis.set(key, Buffer.from(bytes), 'EX', this.ttlSeconds);
+    return sha;
+  }
+
+  async get(sha256: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.keys.image(sha256));
+  }
+}

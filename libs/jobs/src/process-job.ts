@@ -1,0 +1,127 @@
+import {
+  AppError,
+  isAppError,
+  isDeterministic,
+  isRetryable,
+  type InferenceJobData,
+  type InferenceResult,
+  type SerializedError,
+} from '@fastvlm/contracts';
+import type { GenerateRequest, GenerateResult, ModelInfo } from '@fastvlm/pipeline';
+import type { AnswerCache } from './answer-cache';
+import type { ImageStore } from './image-store';
+import type { JobStore } from './job-store';
+
+/** The part of the inference engine a worker needs. */
+export interface InferenceEngine {
+  readonly info: ModelInfo;
+  generate(req: GenerateRequest): Promise<GenerateResult>;
+}
+
+export interface ProcessDeps {
+  store: JobStore;
+  images: ImageStore;
+  answers: AnswerCache;
+  engine: InferenceEngine;
+  now: () => number;
+}
+
+export interface Attempt {
+  /** 0 on the first run. */
+  attemptsMade: number;
+  /** Total runs allowed for transient failures. */
+  maxAttempts: number;
+  /** Aborts when the job is cancelled while it runs. */
+  signal: AbortSignal;
+}
+
+export type ProcessOutcome = 'succeeded' | 'cancelled' | 'already-finished' | 'failed';
+
+/**
+ * Where a failure should go: `fatal` errors fail the job for good (bad input
+ * that slipped through, cancelled, expired image); `transient` ones are retried
+ * by the queue with backoff until attempts run out.
+ */
+export class JobFailure extends Error {
+  constructor(
+    readonly kind: 'fatal' | 'transient',
+    readonly error: SerializedError,
+  ) {
+    super(error.message);
+    this.name = 'JobFailure';
+  }
+}
+
+/**
+ * Runs one inference job: claims it, streams tokens into its event stream,
+ * stores the result exactly once, fills the answer cache.
+ */
+export async function processInferenceJob(
+  deps: ProcessDeps,
+  data: InferenceJobData,
+  attempt: Attempt,
+): Promise<ProcessOutcome> {
+  const { store } = deps;
+  const startedAt = deps.now();
+  const claimed = await store.start(data.id, startedAt);
+  if (!claimed.ok) {
+    if (claimed.reason === 'missing') {
+      throw new JobFailure('fatal', { code: 'not_found', message: `job ${data.id} has no record (expired?)` });
+    }
+    return claimed.current === 'cancelled' ? 'cancelled' : 'already-finished';
+  }
+
+  try {
+    if (data.model !== deps.engine.info.id) {
+      throw new AppError('model_not_found', `this worker serves ${deps.engine.info.id}, not ${data.model}`);
+    }
+    const image = await deps.images.get(data.image.sha256);
+    if (!image) {
+      throw new AppError('invalid_request', 'the job image expired before a worker took the job; submit it again');
+    }
+    // Token events are written in order on one connection; collect their
+    // promises so that the result is never stored before its last token.
+    const writes: Promise<boolean>[] = [];
+    const generated = await deps.engine.generate({
+      image,
+      question: data.question,
+      params: data.params,
+      signal: attempt.signal,
+      onToken: (d) => writes.push(store.appendToken(data.id, d.index, d.text)),
+    });
+    await Promise.all(writes);
+    if (generated.finishReason === 'cancelled') return 'cancelled';
+
+    const finishedAt = deps.now();
+    const result: InferenceResult = {
+      text: generated.text,
+      finishReason: generated.finishReason,
+      usage: generated.usage,
+      model: data.model,
+      finishedAt,
+      timings: { queueMs: Math.max(0, startedAt - data.createdAt), inferenceMs: finishedAt - startedAt },
+    };
+    const stored = await store.succeed(data.id, result);
+    if (!stored.ok) return stored.reason === 'rejected' && stored.current === 'cancelled' ? 'cancelled' : 'already-finished';
+    if (data.cacheKey && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision) {
+      await deps.answers.store(data.cacheKey, result);
+    }
+    return 'succeeded';
+  } catch (e) {
+    const failure = toFailure(e);
+    const last = attempt.attemptsMade + 1 >= attempt.maxAttempts;
+    if (failure.kind === 'fatal' || last) {
+      await store.fail(data.id, failure.error, deps.now());
+    } else {
+      await store.requeue(data.id);
+    }
+    throw failure;
+  }
+}
+
+function toFailure(e: unknown): JobFailure {
+  if (e instanceof JobFailure) return e;
+  if (isAppError(e)) return new JobFailure(isRetryable(e.code) ? 'transient' : 'fatal', e.toJSON());
+  const message = e instanceof Error ? e.message : String(e);
+  return new JobFailure('transient', { code: 'internal', message });
+}

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult } from '@fastvlm/contracts';
+import type { AnswerCache, CacheLevel } from './answer-cache';
+import { answerCacheKey } from './cache-key';
+import type { ImageStore } from './image-store';
+import type { JobStore } from './job-store';
+
+/** Random public job id (128 bits); never BullMQ's counter, so ids reveal nothing and cannot be guessed. */
+export function newJobId(): string {
+  return `job_${randomBytes(16).toString('base64url')}`;
+}
+
+/** Adds a job to the queue; returns the id of the job that will carry it (another one's when de-duplicated). */
+export type Enqueue = (data: InferenceJobData, opts: { deduplicationId?: string }) => Promise<string>;
+
+/** The model the workers serve, as far as the gateway knows; null while no worker has announced one. */
+export type ServedModel = () => Promise<{ id: string; revision: string } | null>;
+
+export interface SubmitDeps {
+  store: JobStore;
+  images: ImageStore;
+  answers: AnswerCache;
+  enqueue: Enqueue;
+  servedModel: ServedModel;
+  now: () => number;
+}
+
+export interface SubmitInput {
+  tenant: string;
+  /** Model id the request names (already checked against the served one). */
+  model: string;
+  /** Image bytes that passed validation. */
+  image: Uint8Array;
+  question: string;
+  params: DecodingParams;
+  /**
+   * `sync`: the caller waits for this answer, identical requests in flight share one job.
+   * `async`: the caller gets a job of its own to poll, stream or cancel.
+   */
+  mode: 'sync' | 'async';
+  /** Id to use for a new job (async callers pre-allocate it for idempotency). */
+  jobId?: string;
+}
+
+export type SubmitOutcome =
+  | { kind: 'cached'; result: InferenceResult; level: CacheLevel; cacheKey: string; jobId: string | null }
+  | { kind: 'queued'; jobId: string; cacheKey: string | null; deduplicated: boolean };
+
+/**
+ * Admits one inference request: answer from the cache when possible,
+ * otherwise store the image and enqueue a job.
+ */
+export async function submitInference(deps: SubmitDeps, input: SubmitInput): Promise<SubmitOutcome> {
+  const served = await deps.servedModel();
+  const cacheable = served !== null && isDeterministic(input.params);
+  const imageSha = await deps.images.put(input.image);
+  const cacheKey = cacheable
+    ? answerCacheKey({
+        tenant: input.tenant,
+        modelId: input.model,
+        modelRevision: served.revision,
+        params: input.params,
+        imageSha256: imageSha,
+        question: input.question,
+      })
+    : null;
+  const createdAt = deps.now();
+  const jobId = input.jobId ?? newJobId();
+
+  if (cacheKey) {
+    const hit = await deps.answers.get(cacheKey);
+    if (hit) {
+      if (input.mode === 'sync') return { kind: 'cached', ...hit, cacheKey, jobId: null };
+      await deps.store.create({ id: jobId, tenant: input.tenant, model: input.model, createdAt });
+      await deps.store.succeed(jobId, hit.result);
+      return { kind: 'cached', ...hit, cacheKey, jobId };
+    }
+  }
+
+  await deps.store.create({ id: jobId, tenant: input.tenant, model: input.model, createdAt });
+  const data: InferenceJobData = {
+    id: jobId,
+    tenant: input.tenant,
+    model: input.model,
+    modelRevision: served?.revision ?? null,
+    image: { sha256: imageSha, bytes: input.image.length },
+    question: input.question,
+    params: input.params,
+    cacheKey,
+    createdAt,
+  };
+  let carrier: string;
+  try {
+    carrier = await deps.enqueue(data, input.mode === 'sync' && cacheKey ? { deduplicationId: cacheKey } : {});
+  } catch (e) {
+    await deps.store.discard(jobId).catch(() => undefined);
+    throw e;
+  }
+  if (carrier !== jobId) {
+    // An identical request is already in flight: follow its job instead.
+    await deps.store.discard(jobId);
+    return { kind: 'queued', jobId: carrier, cacheKey, deduplicated: true };
+  }
+  return { kind: 'queued', jobId, cacheKey, deduplicated: false };
+}

@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { AppError } from '@fastvlm/contracts';
+import { generateModel } from '../generator/index';
+
+/** The generated random-weight model in the FastVLM export layout (tests, development). */
+export const TINY_RANDOM = 'tiny-random';
+
+export interface ResolvedModel {
+  /** What the operator asked for, as clients see it. */
+  id: string;
+  dir: string;
+  /** Content hash of the model's files; changes whenever the weights or configs do. */
+  revision: string;
+}
+
+export function defaultCacheDir(): string {
+  return join(homedir(), '.cache', 'fastvlm');
+}
+
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
+
+/**
+ * Finds the folder holding `model`: a local folder, `tiny-random` (generated
+ * once into the cache folder), or a hub id already present in the cache.
+ */
+export async function resolveModel(model: string, cacheDir = defaultCacheDir()): Promise<ResolvedModel> {
+  if (model === TINY_RANDOM) {
+    const dir = join(cacheDir, TINY_RANDOM);
+    if (!(await isModelDir(dir))) await generateModel({ preset: 'tiny', outDir: dir, seed: 0 });
+    return { id: model, dir, revision: await modelRevision(dir) };
+  }
+  if (isAbsolute(model) || model.startsWith('.') || (await isModelDir(model))) {
+    const dir = resolve(model);
+    if (!(await isModelDir(dir))) {
+      throw new AppError('model_not_found', `The folder ${dir} does not hold a model (no config.json and onnx/ folder).`);
+    }
+    return { id: model, dir, revision: await modelRevision(dir) };
+  }
+  if (HUB_ID.test(model)) {
+    const [repo = model, rev = 'main'] = model.split('@');
+    const dir = join(cacheDir, 'hub', ...repo.split('/'), rev);
+    if (await isModelDir(dir)) return { id: repo, dir, revision: await modelRevision(dir) };
+    throw new AppError(
+      'model_not_found',
+      `The model ${model} is not in the cache folder (${dir}) and pulling from the Hugging Face hub is not available in this version. ` +
+        `Put the ONNX export in that folder, set FASTVLM_MODEL to a local folder holding it, or set FASTVLM_MODEL=${TINY_RANDOM} ` +
+        `for the generated random-weight test model.`,
+    );
+  }
+  throw new AppError('model_not_found', `FASTVLM_MODEL="${model}" is neither a folder, a hub id (org/name[@revision]) nor ${TINY_RANDOM}.`);
+}
+
+async function isModelDir(dir: string): Promise<boolean> {
+  try {
+    const [cfg, onnx] = await Promise.all([stat(join(dir, 'config.json')), stat(join(dir, 'onnx'))]);
+    return cfg.isFile() && onnx.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const SAMPLE = 1 << 20;
+
+/**
+ * Hash of the configs and of each ONNX file's size, head and tail. Reading
+ * gigabytes at every start is too slow; head + tail + size tells exports apart
+ * (weights sit throughout the file, and any re-export changes the header).
+ */
+async function modelRevision(dir: string): Promise<string> {
+  const h = createHash('sha256');
+  for (const name of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'processor_config.json', 'tokenizer_config.json']) {
+    h.update(name).update(await readFile(join(dir, name)).catch(() => Buffer.alloc(0)));
+  }
+  const onnx = (await readdir(join(dir, 'onnx'))).filter((f) => f.endsWith('.onnx') || f.endsWith('.onnx_data')).sort();
+  for (const f of onnx) {
+    const file = await open(join(dir, 'onnx', f), 'r');
+    try {
+      const { size } = await file.stat();
+      h.update(`${f}:${size}`);
+      const head = Buffer.alloc(Math.min(SAMPLE, size));
+      await file.read(head, 0, head.length, 0);
+      h.update(head);
+      if (size > SAMPLE) {
+        const tail = Buffer.alloc(Math.min(SAMPLE, size - SAMPLE));
+        await file.read(tail, 0, tail.length, size - tail.length);
+        h.update(tail);
+      }
+    } finally {
+      await file.close();
+    }
+  }
+  return h.digest('hex').slice(0, 16);
+}

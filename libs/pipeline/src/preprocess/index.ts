@@ -1,0 +1,2 @@
+export * from './image-processor-config';
+export * from './preprocess';

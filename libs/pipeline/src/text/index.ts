@@ -1,0 +1,3 @@
+export * from './tokenizer';
+export * from './stop';
+export { RedecodingStreamDecoder, WindowedStreamDecoder, type DecodeFn } from './stream-decoder';
