@@ -47,7 +47,8 @@ export class EventHub {
     const streamKey = this.keys.events(jobId);
     const pending: { id: string; json: string }[] = [];
     let wake: (() => void) | null = null;
-    let failure: Error | null = null;
+    // Set from the XRANGE callback; an object so the loop re-reads it.
+    const failed: { error: Error | null } = { error: null };
     const notify = (): void => {
       const w = wake;
       wake = null;
@@ -67,7 +68,7 @@ export class EventHub {
           notify();
         })
         .catch((e: unknown) => {
-          failure = e instanceof Error ? e : new Error('reading the event stream failed', { cause: e });
+          failed.error = e instanceof Error ? e : new Error('reading the event stream failed', { cause: e });
           notify();
         });
     };
@@ -80,7 +81,7 @@ export class EventHub {
       catchUp();
       for (;;) {
         if (signal?.aborted) return;
-        if (failure) throw failure;
+        if (failed.error) throw failed.error;
         const next = pending.shift();
         if (!next) {
           await new Promise<void>((r) => (wake = r));

@@ -91,6 +91,11 @@ const IMAGES: Record<string, () => Promise<Buffer>> = {
   '30×20 CMYK JPEG': () => pixels(30, 20, 3, (x, y, c) => (x * 8 + y * 9 + c * 60) & 255).toColourspace('cmyk').jpeg().toBuffer(),
   '31×17 WebP': () => pixels(31, 17, 3, (x, y, c) => (x * 7 + y * 13 * c) & 255).webp({ quality: 80 }).toBuffer(),
   '26×26 GIF': () => pixels(26, 26, 3, (x, y, c) => ((x >> 1) * 20 + (y >> 1) * 9 * c) & 255).gif().toBuffer(),
+  '24×24 JPEG with a Display P3 ICC profile': () =>
+    pixels(24, 24, 3, (x, y, c) => (x * 10 + y * 7 + c * 40) & 255)
+      .withIccProfile('p3')
+      .jpeg()
+      .toBuffer(),
   '40×20 JPEG with EXIF orientation 6': () => orientedJpeg(),
 };
 

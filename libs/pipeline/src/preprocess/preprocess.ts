@@ -13,6 +13,10 @@ import type { ImageProcessorConfig, Resample, ResizeTarget } from './image-proce
  *   `convert_to_rgb` does. transformers.js drops the alpha channel instead,
  *   which exposes whatever colour the encoder left under transparent pixels
  *   (often black). Fully opaque images are unaffected.
+ * - A centre crop larger than the image in one direction only throws in
+ *   transformers.js's Node code (sharp runs its extract before its extend); we
+ *   pad with black as in its other padding cases. FastVLM crops to its resize
+ *   size, so its config never gets there.
  * - Decoding is bounded (pixel, side and format limits) and any decode failure
  *   is an `invalid_image` AppError rather than a generic Error.
  * EXIF orientation is applied by both (transformers.js calls sharp's `rotate()`,
