@@ -46,9 +46,10 @@ export class WorkerApp {
     private readonly log: Logger,
   ) {
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
-    this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`);
-    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'consumer') : this.redis;
-    this.sub = createRedis(cfg.REDIS_URL, 'subscriber');
+    const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
+    this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`, sink);
+    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'consumer', 'worker-cache', sink) : this.redis;
+    this.sub = createRedis(cfg.REDIS_URL, 'subscriber', 'worker-sub', sink);
   }
 
   async start(): Promise<void> {
@@ -68,8 +69,12 @@ export class WorkerApp {
       const signal = cancellations.track(data.id);
       const attempt = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, signal };
       try {
+        const started = Date.now();
         const outcome = await processInferenceJob(deps, data, attempt);
-        this.log.info({ jobId: data.id, outcome, attempt: job.attemptsMade + 1 }, 'job finished');
+        this.log.info(
+          { jobId: data.id, outcome, attempt: job.attemptsMade + 1, queueMs: started - data.createdAt, runMs: Date.now() - started },
+          'job finished',
+        );
         return outcome;
       } catch (e) {
         if (e instanceof JobFailure) {

@@ -58,17 +58,23 @@ export class EventHub {
       pending.push({ id, json });
       notify();
     };
+    // While a stream read is in flight, live messages wait: consuming a newer
+    // one first would make the older entries of that read look like repeats.
+    let reading = false;
     const catchUp = (): void => {
+      reading = true;
       this.cmd
         .xrange(streamKey, `(${last}`, '+')
         .then((entries) => {
           for (const [id, fields] of entries) pending.push({ id, json: fields[1] ?? '' });
           // Live messages may have overtaken this read; deliver in stream order.
           pending.sort((a, b) => compareStreamIds(a.id, b.id));
+          reading = false;
           notify();
         })
         .catch((e: unknown) => {
           failed.error = e instanceof Error ? e : new Error('reading the event stream failed', { cause: e });
+          reading = false;
           notify();
         });
     };
@@ -82,7 +88,7 @@ export class EventHub {
       for (;;) {
         if (signal?.aborted) return;
         if (failed.error) throw failed.error;
-        const next = pending.shift();
+        const next = reading ? undefined : pending.shift();
         if (!next) {
           await new Promise<void>((r) => (wake = r));
           continue;

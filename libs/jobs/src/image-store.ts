@@ -18,9 +18,8 @@ export class ImageStore {
     private readonly ttlSeconds: number,
   ) {}
 
-  /** Stores the bytes (or refreshes the TTL of an identical copy) and returns their hash. */
-  async put(bytes: Uint8Array): Promise<string> {
-    const sha = sha256Hex(bytes);
+  /** Stores the bytes (or refreshes the TTL of an identical copy) under their hash. */
+  async put(bytes: Uint8Array, sha = sha256Hex(bytes)): Promise<string> {
     const key = this.keys.image(sha);
     // Most repeats are the same image asked about again: refresh instead of re-sending megabytes.
     const refreshed = await this.redis.expire(key, this.ttlSeconds);

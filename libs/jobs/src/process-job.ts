@@ -63,7 +63,8 @@ export async function processInferenceJob(
 ): Promise<ProcessOutcome> {
   const { store } = deps;
   const startedAt = deps.now();
-  const claimed = await store.start(data.id, startedAt);
+  // Fetching the image does not depend on the claim; overlapping saves a round trip per job.
+  const [claimed, image] = await Promise.all([store.start(data.id, startedAt), deps.images.get(data.image.sha256)]);
   if (!claimed.ok) {
     if (claimed.reason === 'missing') {
       throw new JobFailure('fatal', { code: 'not_found', message: `job ${data.id} has no record (expired?)` });
@@ -75,7 +76,6 @@ export async function processInferenceJob(
     if (data.model !== deps.engine.info.id) {
       throw new AppError('model_not_found', `this worker serves ${deps.engine.info.id}, not ${data.model}`);
     }
-    const image = await deps.images.get(data.image.sha256);
     if (!image) {
       throw new AppError('invalid_request', 'the job image expired before a worker took the job; submit it again');
     }
@@ -101,11 +101,10 @@ export async function processInferenceJob(
       finishedAt,
       timings: { queueMs: Math.max(0, startedAt - data.createdAt), inferenceMs: finishedAt - startedAt },
     };
-    const stored = await store.succeed(data.id, result);
+    const cacheable = data.cacheKey !== null && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision;
+    // A deterministic answer is the same whichever run stores it, so the cache write need not wait for the claim check.
+    const [stored] = await Promise.all([store.succeed(data.id, result), cacheable && data.cacheKey ? deps.answers.store(data.cacheKey, result) : null]);
     if (!stored.ok) return stored.reason === 'rejected' && stored.current === 'cancelled' ? 'cancelled' : 'already-finished';
-    if (data.cacheKey && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision) {
-      await deps.answers.store(data.cacheKey, result);
-    }
     return 'succeeded';
   } catch (e) {
     const failure = toFailure(e);

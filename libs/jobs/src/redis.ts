@@ -9,7 +9,22 @@ import { AppError } from '@fastvlm/contracts';
  */
 export type RedisRole = 'producer' | 'consumer' | 'subscriber';
 
-export function createRedis(url: string, role: RedisRole, name?: string): Redis {
+/** Receives connection errors; ioredis prints unhandled ones to stderr otherwise. */
+export type RedisErrorSink = (err: Error, connection: string) => void;
+
+export function createRedis(url: string, role: RedisRole, name: string, onError: RedisErrorSink): Redis {
+  const redis = build(url, role, name);
+  // Reconnection is automatic; only the first error of an outage is worth a log line.
+  let failing = false;
+  redis.on('error', (err: Error) => {
+    if (!failing) onError(err, name);
+    failing = true;
+  });
+  redis.on('ready', () => (failing = false));
+  return redis;
+}
+
+function build(url: string, role: RedisRole, name: string): Redis {
   const base: RedisOptions = {
     connectionName: name,
     lazyConnect: false,

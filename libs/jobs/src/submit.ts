@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult } from '@fastvlm/contracts';
 import type { AnswerCache, CacheLevel } from './answer-cache';
 import { answerCacheKey } from './cache-key';
-import type { ImageStore } from './image-store';
+import { sha256Hex, type ImageStore } from './image-store';
 import type { JobStore } from './job-store';
 
 /** Random public job id (128 bits); never BullMQ's counter, so ids reveal nothing and cannot be guessed. */
@@ -51,9 +51,10 @@ export type SubmitOutcome =
  * otherwise store the image and enqueue a job.
  */
 export async function submitInference(deps: SubmitDeps, input: SubmitInput): Promise<SubmitOutcome> {
-  const served = await deps.servedModel();
+  const imageSha = sha256Hex(input.image);
+  // The upload and the model lookup are independent round trips.
+  const [served] = await Promise.all([deps.servedModel(), deps.images.put(input.image, imageSha)]);
   const cacheable = served !== null && isDeterministic(input.params);
-  const imageSha = await deps.images.put(input.image);
   const cacheKey = cacheable
     ? answerCacheKey({
         tenant: input.tenant,

@@ -5,9 +5,13 @@ import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
 import { StaticApiKeys } from '@fastvlm/security';
 import { CONFIG, type GatewayConfig } from '../config';
+import { LOGGER } from '../http/logger';
 import * as T from './tokens';
+import type { Logger } from 'pino';
 
 type C = GatewayConfig;
+
+const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
 
 /**
  * Redis connections and the adapters built on them. The gateway's command
@@ -17,13 +21,13 @@ type C = GatewayConfig;
 @Global()
 @Module({
   providers: [
-    { provide: T.REDIS, inject: [CONFIG], useFactory: (c: C) => createRedis(c.REDIS_URL, 'producer', 'gateway') },
+    { provide: T.REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(c.REDIS_URL, 'producer', 'gateway', sink(l)) },
     {
       provide: T.CACHE_REDIS,
-      inject: [CONFIG, T.REDIS],
-      useFactory: (c: C, r: Redis) => (c.CACHE_REDIS_URL ? createRedis(c.CACHE_REDIS_URL, 'producer', 'gateway-cache') : r),
+      inject: [CONFIG, T.REDIS, LOGGER],
+      useFactory: (c: C, r: Redis, l: Logger) => (c.CACHE_REDIS_URL ? createRedis(c.CACHE_REDIS_URL, 'producer', 'gateway-cache', sink(l)) : r),
     },
-    { provide: T.SUB_REDIS, inject: [CONFIG], useFactory: (c: C) => createRedis(c.REDIS_URL, 'subscriber', 'gateway-sub') },
+    { provide: T.SUB_REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(c.REDIS_URL, 'subscriber', 'gateway-sub', sink(l)) },
     { provide: T.KEYS, inject: [CONFIG], useFactory: (c: C) => new RedisKeys(c.FASTVLM_REDIS_PREFIX) },
     { provide: T.JOB_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobStore(r, k, c.JOB_TTL_S) },
     { provide: T.IMAGE_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new ImageStore(r, k, c.IMAGE_TTL_S) },
@@ -42,9 +46,9 @@ type C = GatewayConfig;
     { provide: T.REGISTRY, inject: [T.REDIS, T.KEYS], useFactory: (r: Redis, k: RedisKeys) => new WorkerRegistry(r, k) },
     {
       provide: T.QUEUE,
-      inject: [T.REDIS, T.KEYS, CONFIG],
-      useFactory: (r: Redis, k: RedisKeys, c: C) =>
-        new Queue(INFERENCE_QUEUE, {
+      inject: [T.REDIS, T.KEYS, CONFIG, LOGGER],
+      useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => {
+        const queue = new Queue(INFERENCE_QUEUE, {
           connection: r,
           prefix: k.bull(),
           defaultJobOptions: {
@@ -56,7 +60,10 @@ type C = GatewayConfig;
             // Failed jobs are the dead-letter store: kept a week for inspection.
             removeOnFail: { age: 7 * 86_400 },
           },
-        }),
+        });
+        queue.on('error', (err) => l.warn({ err: err.message }, 'queue connection error'));
+        return queue;
+      },
     },
     { provide: T.API_KEYS, inject: [CONFIG], useFactory: (c: C) => new StaticApiKeys(c.FASTVLM_API_KEYS) },
   ],

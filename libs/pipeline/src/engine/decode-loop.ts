@@ -93,6 +93,8 @@ export async function decode(s: ModelSessions, cfg: ModelConfig, text: TextSide,
   // belongs to the answer, unless a stop sequence already ended it.
   if (finish === 'length' || (finish === 'stop' && !stoppedBySequence)) {
     const tail = stop.feed(decoder.flush());
+    // The flushed text (an incomplete character, now U+FFFD) can still complete a stop sequence.
+    if (tail.stopped) finish = 'stop';
     const rest = tail.stopped ? tail.emit : tail.emit + stop.finish();
     if (rest) emit(generated.length, rest);
   }

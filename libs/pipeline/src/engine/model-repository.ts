@@ -39,10 +39,12 @@ export async function resolveModel(model: string, cacheDir = defaultCacheDir()):
     }
     return { id: model, dir, revision: await modelRevision(dir) };
   }
-  if (HUB_ID.test(model)) {
+  if (HUB_ID.test(model) && !model.split(/[/@]/).some((part) => part === '.' || part === '..')) {
     const [repo = model, rev = 'main'] = model.split('@');
     const dir = join(cacheDir, 'hub', ...repo.split('/'), rev);
-    if (await isModelDir(dir)) return { id: repo, dir, revision: await modelRevision(dir) };
+    // The id stays exactly what was asked for (with its @revision): jobs carry
+    // FASTVLM_MODEL and workers are matched to them by this id.
+    if (await isModelDir(dir)) return { id: model, dir, revision: await modelRevision(dir) };
     throw new AppError(
       'model_not_found',
       `The model ${model} is not in the cache folder (${dir}) and pulling from the Hugging Face hub is not available in this version. ` +
@@ -65,13 +67,33 @@ async function isModelDir(dir: string): Promise<boolean> {
 const SAMPLE = 1 << 20;
 
 /**
- * Hash of the configs and of each ONNX file's size, head and tail. Reading
- * gigabytes at every start is too slow; head + tail + size tells exports apart
- * (weights sit throughout the file, and any re-export changes the header).
+ * Every file besides the ONNX graphs that changes what the model answers:
+ * configs, and the tokenizer (vocabulary, merges, added tokens, chat template).
+ * Hashed whole; absent ones count as empty.
+ */
+const REVISION_FILES = [
+  'config.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+  'processor_config.json',
+  'tokenizer_config.json',
+  'tokenizer.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'chat_template.json',
+  'chat_template.jinja',
+];
+
+/**
+ * Hash of the configs, the tokenizer and each ONNX file's size, head and tail.
+ * Reading gigabytes at every start is too slow; head + tail + size tells exports
+ * apart (weights sit throughout the file, and any re-export changes the header).
+ * The revision keys the answer cache, so anything that can change an answer
+ * must be part of it.
  */
 async function modelRevision(dir: string): Promise<string> {
   const h = createHash('sha256');
-  for (const name of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'processor_config.json', 'tokenizer_config.json']) {
+  for (const name of REVISION_FILES) {
     h.update(name).update(await readFile(join(dir, name)).catch(() => Buffer.alloc(0)));
   }
   const onnx = (await readdir(join(dir, 'onnx'))).filter((f) => f.endsWith('.onnx') || f.endsWith('.onnx_data')).sort();

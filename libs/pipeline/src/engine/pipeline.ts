@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { AppError } from '@fastvlm/contracts';
 import { loadImageProcessorConfig, type ImageProcessorConfig } from '../preprocess/image-processor-config';
 import { preprocessImageDetailed } from '../preprocess/preprocess';
 import { StopMatcher } from '../text/stop';
@@ -27,6 +28,8 @@ export interface PipelineOptions {
 export class FastVlmPipeline {
   /** Requests run one at a time: onnxruntime already uses every core for one. */
   private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+  private released: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly info: ModelInfo,
@@ -53,8 +56,11 @@ export class FastVlmPipeline {
     return new FastVlmPipeline(info, sessions, config, imageConfig, text);
   }
 
-  /** Answers one question about one image. */
+  /** Answers one question about one image. Refused (`service_unavailable`) once `dispose()` was called. */
   generate(req: GenerateRequest): Promise<GenerateResult> {
+    if (this.disposed) {
+      return Promise.reject(new AppError('service_unavailable', 'the model pipeline has been disposed (the worker is shutting down)'));
+    }
     const run = this.queue.then(() => this.run(req));
     this.queue = run.catch(() => undefined);
     return run;
@@ -68,12 +74,22 @@ export class FastVlmPipeline {
     await this.generate({ image: png, question: 'warm-up', params: { maxTokens: 2, temperature: 0, topP: 1, stop: [] } });
   }
 
-  async dispose(): Promise<void> {
-    await this.queue;
-    await this.sessions.release();
+  /**
+   * Lets the requests already accepted finish, then releases the sessions.
+   * Later `generate` calls are refused instead of running on released
+   * sessions; calling it again is harmless.
+   */
+  dispose(): Promise<void> {
+    if (!this.disposed) {
+      this.disposed = true;
+      this.released = this.queue.then(() => this.sessions.release());
+    }
+    return this.released;
   }
 
   private async run(req: GenerateRequest): Promise<GenerateResult> {
+    // Aborted while it waited behind other requests: skip decoding the image too.
+    if (req.signal?.aborted) return { text: '', finishReason: 'cancelled', usage: { promptTokens: 0, completionTokens: 0 }, tokenIds: [] };
     const img = await preprocessImageDetailed(req.image, this.imageConfig);
     const tensor = new ort.Tensor('float32', img.data, [1, 3, img.height, img.width]);
     return decode(this.sessions, this.config, this.text, {

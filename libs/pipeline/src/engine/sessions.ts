@@ -22,6 +22,9 @@ export async function openSessions(dir: string, opts: SessionOptions): Promise<M
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
+    // Spinning threads burn the CPU between steps; in a pod with a CPU limit
+    // (or next to the gateway on a laptop) that time is taken from real work.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
   };
   const open = async (name: string): Promise<ort.InferenceSession> => {

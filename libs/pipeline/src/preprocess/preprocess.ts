@@ -97,7 +97,7 @@ async function decode(bytes: Uint8Array, opts: Required<PreprocessOptions>): Pro
 
   try {
     // `raw()` hands back 8-bit sRGB whatever the source (16-bit, CMYK, palette,
-    // grey, embedded ICC profile), exactly as transformers.js's own decode does;
+    // grey, embedded ICC profile) from the same libvips calls transformers.js makes;
     // flatten only touches pixels whose alpha is below 255.
     const { data, info } = await sharp(bytes, input)
       .autoOrient()
@@ -132,7 +132,7 @@ export function resizeOutputSize(width: number, height: number, target: ResizeTa
   const h = height * shortFactor;
   const longFactor = longestEdge === undefined ? 1 : Math.min(longestEdge / w, longestEdge / h);
   // The 2-decimal rounding before flooring is transformers.js's guard against
-  // float noise (e.g. 223.99999 → 224); copied so sizes agree exactly.
+  // float noise (e.g. 223.99999 → 224); reproduced so sizes agree exactly.
   return [Math.floor(Number((w * longFactor).toFixed(2))), Math.floor(Number((h * longFactor).toFixed(2)))];
 }
 

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AppError,
+  ERROR_CODES,
+  InferenceJobDataSchema,
+  JobEventSchema,
+  RedisKeys,
+  isDeterministic,
+  isFinalEvent,
+  isRetryable,
+  parseEnv,
+  RedisEnvSchema,
+} from './index';
+
+const job = {
+  id: 'job_abcdefghijklmnopqrstuv',
+  tenant: 'acme',
+  model: 'tiny-random',
+  modelRevision: 'r1',
+  image: { sha256: 'a'.repeat(64), bytes: 10 },
+  question: 'q',
+  params: { maxTokens: 5, temperature: 0, topP: 1, stop: [] },
+  cacheKey: null,
+  createdAt: 1,
+};
+
+describe('contracts', () => {
+  it('retries only transient error codes', () => {
+    const retryable = ERROR_CODES.filter(isRetryable);
+    expect(retryable).toEqual(['service_unavailable', 'internal']);
+  });
+
+  it('accepts a well-formed job and rejects inline image bytes, unknown fields and bad hashes', () => {
+    expect(InferenceJobDataSchema.parse(job)).toEqual(job);
+    expect(InferenceJobDataSchema.safeParse({ ...job, imageBytes: 'AAAA' }).success).toBe(false);
+    expect(InferenceJobDataSchema.safeParse({ ...job, image: { sha256: 'xyz', bytes: 10 } }).success).toBe(false);
+    expect(InferenceJobDataSchema.safeParse({ ...job, params: { ...job.params, maxTokens: 0 } }).success).toBe(false);
+    expect(InferenceJobDataSchema.safeParse({ ...job, params: { ...job.params, stop: ['a', 'b', 'c', 'd', 'e'] } }).success).toBe(false);
+  });
+
+  it('treats greedy and seeded sampling as deterministic, unseeded sampling not', () => {
+    expect(isDeterministic(job.params)).toBe(true);
+    expect(isDeterministic({ ...job.params, temperature: 0.7 })).toBe(false);
+    expect(isDeterministic({ ...job.params, temperature: 0.7, seed: 3 })).toBe(true);
+  });
+
+  it('ends an event stream on done, error and cancelled, not on tokens or other statuses', () => {
+    const ev = (x: unknown) => JobEventSchema.parse(x);
+    expect(isFinalEvent(ev({ type: 'token', index: 0, text: 'a' }))).toBe(false);
+    expect(isFinalEvent(ev({ type: 'status', status: 'running' }))).toBe(false);
+    expect(isFinalEvent(ev({ type: 'status', status: 'cancelled' }))).toBe(true);
+    expect(isFinalEvent(ev({ type: 'error', error: { code: 'timeout', message: 'slow' } }))).toBe(true);
+    expect(JobEventSchema.safeParse({ type: 'error', error: { code: 'made_up', message: 'x' } }).success).toBe(false);
+  });
+
+  it('keeps every key under the prefix', () => {
+    const k = new RedisKeys('p1');
+    for (const key of [k.job('j'), k.events('j'), k.eventsChannel('j'), k.image('h'), k.idempotency('t', 'h'), k.answer('c'), k.workers(), k.worker('w'), k.bull(), k.cancelChannel()]) {
+      expect(key.startsWith('p1:')).toBe(true);
+    }
+  });
+
+  it('serialises AppError with its code and param', () => {
+    expect(new AppError('invalid_request', 'bad', 'max_tokens').toJSON()).toEqual({ code: 'invalid_request', message: 'bad', param: 'max_tokens' });
+  });
+
+  it('names every invalid variable in one configuration error', () => {
+    expect(() => parseEnv(RedisEnvSchema, { REDIS_URL: 'not a url', FASTVLM_REDIS_PREFIX: 'bad prefix!' })).toThrow(/REDIS_URL[\s\S]*FASTVLM_REDIS_PREFIX/);
+    expect(parseEnv(RedisEnvSchema, {}).REDIS_URL).toBe('redis://127.0.0.1:6379');
+  });
+});
