@@ -10,6 +10,7 @@ export default defineConfig({
       '@fastvlm/pipeline': here('./libs/pipeline/src/index.ts'),
       '@fastvlm/security': here('./libs/security/src/index.ts'),
       '@fastvlm/jobs': here('./libs/jobs/src/index.ts'),
+      '@fastvlm/observability': here('./libs/observability/src/index.ts'),
     },
   },
   test: {
