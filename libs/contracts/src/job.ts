@@ -23,6 +23,10 @@ export const DecodingParamsSchema = z.strictObject({
   topP: z.number().gt(0).max(1),
   /** Seed for sampling; a seeded sampled request is deterministic and cacheable. */
   seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  /** OpenAI `presence_penalty`: subtracted once from the logit of every token already generated. */
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  /** OpenAI `frequency_penalty`: subtracted from a token's logit once per earlier occurrence. */
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
   /** Up to four stop sequences; the answer ends before the first one found. */
   stop: z.array(z.string().min(1).max(64)).max(4),
 });
@@ -53,6 +57,8 @@ export const InferenceJobDataSchema = z.strictObject({
   cacheKey: Sha256.nullable(),
   /** Milliseconds since the epoch when the gateway accepted the request. */
   createdAt: z.number().int(),
+  /** Epoch milliseconds after which the worker gives up with a `timeout` error. */
+  deadline: z.number().int().optional(),
   /** W3C trace context carriers (`traceparent`, `tracestate`). */
   trace: z.record(z.string(), z.string()).optional(),
 });
@@ -80,6 +86,13 @@ export const InferenceResultSchema = z.strictObject({
     queueMs: z.number().min(0),
     /** Model time in the worker, preprocessing included. */
     inferenceMs: z.number().min(0),
+    /** Engine breakdown (absent in results written before it existed). */
+    preprocessMs: z.number().min(0).optional(),
+    visionMs: z.number().min(0).optional(),
+    prefillMs: z.number().min(0).optional(),
+    decodeMs: z.number().min(0).optional(),
+    /** From the worker taking the job to its first token. */
+    ttftMs: z.number().min(0).optional(),
   }),
 });
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;

@@ -8,6 +8,22 @@ export interface TokenDelta {
   text: string;
 }
 
+/** Where a request's time went, in milliseconds. */
+export interface GenerateTimings {
+  /** Waiting in the engine for a batch slot. */
+  queueMs: number;
+  /** Decoding and resizing the image (0 when its features were cached). */
+  preprocessMs: number;
+  /** The vision encoder run that included this image (shared by the batch; 0 when cached). */
+  visionMs: number;
+  /** Prompt embedding and the decoder's prefill pass. */
+  prefillMs: number;
+  /** From the first token to the last. */
+  decodeMs: number;
+  /** From submission to the first token. */
+  ttftMs: number;
+}
+
 export interface GenerateRequest {
   /** Encoded image bytes (JPEG, PNG, WebP, GIF). */
   image: Uint8Array;
@@ -15,6 +31,8 @@ export interface GenerateRequest {
   params: DecodingParams;
   /** Aborting stops generation at the next token; the result then has finishReason `cancelled`. */
   signal?: AbortSignal;
+  /** Epoch milliseconds after which the request fails with AppError `timeout`. */
+  deadline?: number;
   /** Called for every generated token, in order, before `generate` resolves. */
   onToken?: (delta: TokenDelta) => void;
 }
@@ -25,6 +43,7 @@ export interface GenerateResult {
   usage: Usage;
   /** Generated token ids (eos excluded). */
   tokenIds: number[];
+  timings: GenerateTimings;
 }
 
 /** Identity of the loaded model, as reported to clients and in cache keys. */
@@ -35,6 +54,8 @@ export interface ModelInfo {
   revision: string;
   /** Per-session dtype summary, e.g. `fp32`. */
   dtype: string;
+  /** Execution device: `cpu` or `cuda`. */
+  device: string;
   /** Folder the files were loaded from. */
   dir: string;
 }

@@ -4,6 +4,9 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { AppError } from '@fastvlm/contracts';
 import { generateModel } from '../generator/index';
+import { pullModel, type HubOptions } from '../hub/index';
+import { GENERATED_DTYPES, type GeneratedDtype } from '../generator/variants';
+import { SESSION_FILES, onnxFileName, parseDtypeSpec, type DtypeMap } from './dtype';
 
 /** The generated random-weight model in the FastVLM export layout (tests, development). */
 export const TINY_RANDOM = 'tiny-random';
@@ -22,14 +25,22 @@ export function defaultCacheDir(): string {
 
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
 
+export interface ResolveOptions {
+  /** Weight formats whose graphs a hub pull fetches (default fp32 for every session). */
+  dtypes?: DtypeMap | undefined;
+  /** Pull hub ids missing from the cache from here; without it only the cache is looked at. */
+  hub?: HubOptions | undefined;
+}
+
 /**
  * Finds the folder holding `model`: a local folder, `tiny-random` (generated
- * once into the cache folder), or a hub id already present in the cache.
+ * once into the cache folder), or a hub id, from the cache or (with
+ * `options.hub`) pulled into it.
  */
-export async function resolveModel(model: string, cacheDir = defaultCacheDir()): Promise<ResolvedModel> {
+export async function resolveModel(model: string, cacheDir = defaultCacheDir(), options: ResolveOptions = {}): Promise<ResolvedModel> {
   if (model === TINY_RANDOM) {
     const dir = join(cacheDir, TINY_RANDOM);
-    if (!(await isModelDir(dir))) await generateModel({ preset: 'tiny', outDir: dir, seed: 0 });
+    await ensureTinyRandom(dir, options.dtypes ?? parseDtypeSpec(undefined));
     return { id: model, dir, revision: await modelRevision(dir) };
   }
   if (isAbsolute(model) || model.startsWith('.') || (await isModelDir(model))) {
@@ -44,11 +55,16 @@ export async function resolveModel(model: string, cacheDir = defaultCacheDir()):
     const dir = join(cacheDir, 'hub', ...repo.split('/'), rev);
     // The id stays exactly what was asked for (with its @revision): jobs carry
     // FASTVLM_MODEL and workers are matched to them by this id.
+    if (options.hub) {
+      // The pull returns at once when the cache already holds every file the dtypes need.
+      await pullModel(model, cacheDir, options.dtypes ?? parseDtypeSpec(undefined), options.hub);
+      return { id: model, dir, revision: await modelRevision(dir) };
+    }
     if (await isModelDir(dir)) return { id: model, dir, revision: await modelRevision(dir) };
     throw new AppError(
       'model_not_found',
-      `The model ${model} is not in the cache folder (${dir}) and pulling from the Hugging Face hub is not available in this version. ` +
-        `Put the ONNX export in that folder, set FASTVLM_MODEL to a local folder holding it, or set FASTVLM_MODEL=${TINY_RANDOM} ` +
+      `The model ${model} is not in the cache folder (${dir}). Pull it with npm run model:pull -- ${model}, ` +
+        `put the ONNX export in that folder, set FASTVLM_MODEL to a local folder holding it, or set FASTVLM_MODEL=${TINY_RANDOM} ` +
         `for the generated random-weight test model.`,
     );
   }
@@ -115,4 +131,17 @@ async function modelRevision(dir: string): Promise<string> {
     }
   }
   return h.digest('hex').slice(0, 16);
+}
+
+/** Generates the tiny model with every weight format asked for (plus fp32) unless its files are all there. */
+async function ensureTinyRandom(dir: string, dtypes: DtypeMap): Promise<void> {
+  const files = SESSION_FILES.map((f) => join(dir, onnxFileName(f, dtypes[f])));
+  const present = await Promise.all(files.map((f) => stat(f).then(() => true, () => false)));
+  if ((await isModelDir(dir)) && present.every(Boolean)) return;
+  const wanted = new Set<string>(['fp32', ...Object.values(dtypes)]);
+  const generated = (Object.keys(GENERATED_DTYPES) as GeneratedDtype[]).filter((d) => wanted.has(d));
+  if (generated.length !== wanted.size) {
+    throw new AppError('model_load_failed', `the generated test model has no ${[...wanted].filter((d) => !generated.includes(d as GeneratedDtype)).join(', ')} variant`);
+  }
+  await generateModel({ preset: 'tiny', outDir: dir, seed: 0, dtypes: generated });
 }

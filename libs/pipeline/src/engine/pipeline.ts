@@ -1,59 +1,88 @@
-import * as ort from 'onnxruntime-node';
 import { AppError } from '@fastvlm/contracts';
+import { sha256Hex } from '../hash';
 import { loadImageProcessorConfig, type ImageProcessorConfig } from '../preprocess/image-processor-config';
 import { preprocessImageDetailed } from '../preprocess/preprocess';
 import { StopMatcher } from '../text/stop';
 import { TextCodec } from '../text/tokenizer';
 import type { GenerateRequest, GenerateResult, ModelInfo } from '../types';
-import { decode, type TextSide } from './decode-loop';
-import { loadModelConfig, type ModelConfig } from './model-config';
+import { loadModelConfig } from './model-config';
+import type { HubOptions } from '../hub/index';
 import { resolveModel } from './model-repository';
-import { openSessions, type ModelSessions } from './sessions';
+import { Scheduler, type Prepared, type SchedulerStats } from './scheduler';
+import type { TextSide } from './sequence';
+import { describeDtypes, parseDtypeSpec } from './dtype';
+import { openSessions, type Device, type ModelSessions } from './sessions';
+import { VisionCache, type VisionCacheOptions, type VisionCacheStats } from './vision-cache';
 
 export interface PipelineOptions {
   /** Hub id, local folder, or `tiny-random`. */
   model: string;
   /** Model cache folder (default `~/.cache/fastvlm`). */
   cacheDir?: string | undefined;
+  /** Pull a hub id missing from the cache (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE); without it only the cache is used. */
+  hub?: HubOptions | undefined;
   /** Intra-op threads per onnxruntime session; 0 or absent lets onnxruntime choose. */
   threads?: number | undefined;
+  /** `FASTVLM_DTYPE`: one weight format for all sessions, or per session (default fp32). */
+  dtype?: string | undefined;
+  /** `FASTVLM_DEVICE`: `cpu` (default) or `cuda`. */
+  device?: Device | undefined;
+  /** Sequences decoded together at most. Default 8. */
+  maxBatchSize?: number | undefined;
+  /** Milliseconds an idle engine waits for more requests to batch with the first. Default 5. */
+  batchWindowMs?: number | undefined;
+  /** Image-feature cache: in-process bytes, and an optional shared store. */
+  visionCache?: VisionCacheOptions | undefined;
+  /** Called after every decode step with its batch size (metrics). */
+  onStep?: ((rows: number) => void) | undefined;
+}
+
+export interface PipelineStats extends SchedulerStats {
+  vision: VisionCacheStats;
 }
 
 /**
  * FastVLM on onnxruntime-node: the three sessions of the ONNX export driven
- * directly (vision encoder, token embeddings, decoder with KV cache), the
- * model's own tokenizer and chat template, and sharp preprocessing that
- * matches the model's image processor.
+ * directly (vision encoder, token embeddings, decoder with KV cache) under a
+ * continuous-batching scheduler, the model's own tokenizer and chat template,
+ * sharp preprocessing that matches the model's image processor, and a cache
+ * of image features.
  */
 export class FastVlmPipeline {
-  /** Requests run one at a time: onnxruntime already uses every core for one. */
-  private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private released: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly info: ModelInfo,
     private readonly sessions: ModelSessions,
-    private readonly config: ModelConfig,
     private readonly imageConfig: ImageProcessorConfig,
-    private readonly text: TextSide,
+    private readonly scheduler: Scheduler,
+    private readonly vision: VisionCache,
   ) {}
 
   static async load(opts: PipelineOptions): Promise<FastVlmPipeline> {
-    const resolved = await resolveModel(opts.model, opts.cacheDir);
+    const dtypes = parseDtypeSpec(opts.dtype);
+    const resolved = await resolveModel(opts.model, opts.cacheDir, { hub: opts.hub, dtypes });
     const [config, imageConfig, codec] = await Promise.all([
       loadModelConfig(resolved.dir),
       loadImageProcessorConfig(resolved.dir),
       TextCodec.load(resolved.dir),
     ]);
-    const sessions = await openSessions(resolved.dir, { threads: opts.threads ?? 0 });
+    const sessions = await openSessions(resolved.dir, { threads: opts.threads ?? 0, dtypes, device: opts.device });
     const text: TextSide = {
       encodePrompt: (q, n) => codec.encodePrompt(q, n),
       streamDecoder: () => codec.createStreamDecoder(),
       stopMatcher: (stops) => new StopMatcher(stops),
     };
-    const info: ModelInfo = { id: resolved.id, revision: resolved.revision, dtype: 'fp32', dir: resolved.dir };
-    return new FastVlmPipeline(info, sessions, config, imageConfig, text);
+    const info: ModelInfo = { id: resolved.id, revision: resolved.revision, dtype: describeDtypes(dtypes), device: opts.device ?? 'cpu', dir: resolved.dir };
+    // Features depend on the vision encoder's weights only.
+    const vision = new VisionCache(`${info.revision}:${dtypes.vision_encoder}`, opts.visionCache);
+    const scheduler = new Scheduler(sessions, config, text, vision, {
+      maxBatch: opts.maxBatchSize ?? 8,
+      windowMs: opts.batchWindowMs ?? 5,
+      onStep: opts.onStep,
+    });
+    return new FastVlmPipeline(info, sessions, imageConfig, scheduler, vision);
   }
 
   /** Answers one question about one image. Refused (`service_unavailable`) once `dispose()` was called. */
@@ -61,16 +90,35 @@ export class FastVlmPipeline {
     if (this.disposed) {
       return Promise.reject(new AppError('service_unavailable', 'the model pipeline has been disposed (the worker is shutting down)'));
     }
-    const run = this.queue.then(() => this.run(req));
-    this.queue = run.catch(() => undefined);
-    return run;
+    if (req.signal?.aborted) {
+      return Promise.resolve({
+        text: '',
+        finishReason: 'cancelled',
+        usage: { promptTokens: 0, completionTokens: 0 },
+        tokenIds: [],
+        timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 },
+      });
+    }
+    const sha = sha256Hex(req.image);
+    // Preparation starts now, so the image is decoded while earlier requests decode tokens.
+    const prep = this.prepare(req.image, sha);
+    return this.scheduler.submit(
+      { question: req.question, params: req.params, signal: req.signal, deadline: req.deadline, onToken: req.onToken },
+      sha,
+      prep,
+    );
+  }
+
+  /** Counters for tests and metrics: vision encoder runs, cache hits, decode steps and batch sizes. */
+  stats(): PipelineStats {
+    return { ...this.scheduler.stats, vision: { ...this.vision.stats } };
   }
 
   /** Runs one tiny request so that the first real one does not pay for lazy initialisation. */
   async warmup(): Promise<void> {
     const { width, height } = this.imageConfig.centerCrop ?? { width: 32, height: 32 };
     const sharp = (await import('sharp')).default;
-    const png = await sharp({ create: { width, height, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const png = await sharp({ create: { width, height, channels: 3, background: { r: 128, g: 128, b: 127 } } }).png().toBuffer();
     await this.generate({ image: png, question: 'warm-up', params: { maxTokens: 2, temperature: 0, topP: 1, stop: [] } });
   }
 
@@ -82,23 +130,17 @@ export class FastVlmPipeline {
   dispose(): Promise<void> {
     if (!this.disposed) {
       this.disposed = true;
-      this.released = this.queue.then(() => this.sessions.release());
+      this.released = this.scheduler.idle().then(() => this.sessions.release());
     }
     return this.released;
   }
 
-  private async run(req: GenerateRequest): Promise<GenerateResult> {
-    // Aborted while it waited behind other requests: skip decoding the image too.
-    if (req.signal?.aborted) return { text: '', finishReason: 'cancelled', usage: { promptTokens: 0, completionTokens: 0 }, tokenIds: [] };
-    const img = await preprocessImageDetailed(req.image, this.imageConfig);
-    const tensor = new ort.Tensor('float32', img.data, [1, 3, img.height, img.width]);
-    return decode(this.sessions, this.config, this.text, {
-      pixels: tensor,
-      question: req.question,
-      params: req.params,
-      ...(req.signal ? { signal: req.signal } : {}),
-      ...(req.onToken ? { onToken: req.onToken } : {}),
-    });
+  private async prepare(image: Uint8Array, sha: string): Promise<Prepared> {
+    const cached = await this.vision.get(sha);
+    if (cached) return { kind: 'features', features: cached };
+    const started = performance.now();
+    const img = await preprocessImageDetailed(image, this.imageConfig);
+    return { kind: 'pixels', pixels: img.data, width: img.width, height: img.height, preprocessMs: performance.now() - started };
   }
 }
 

@@ -12,7 +12,7 @@ import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll } from 'vitest';
 import type { DecodingParams } from '@fastvlm/contracts';
 import { generateModel, TOKEN_IDS } from '../generator/index';
-import type { TokenDelta } from '../types';
+import type { GenerateResult, TokenDelta } from '../types';
 import { FastVlmPipeline } from './pipeline';
 
 export interface TinyModel {
@@ -163,4 +163,10 @@ export async function transformersReference(modelDir: string): Promise<{
     await model.dispose();
   };
   return { answer, close };
+}
+
+/** A result without its timings, which differ from run to run. */
+export function answer(r: GenerateResult): Omit<GenerateResult, 'timings'> {
+  const { timings: _timings, ...rest } = r;
+  return rest;
 }

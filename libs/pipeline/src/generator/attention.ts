@@ -1,17 +1,12 @@
 /**
  * Qwen2 self-attention with RoPE, grouped-query heads and a KV cache, in
- * standard ONNX ops only (no contrib ops), so any ONNX runtime can load it.
+ * standard ONNX ops (only the projections may be contrib MatMulNBits), in the
+ * graph's activation type.
  */
-import { DataType, type GraphBuilder } from './onnx-builder.js';
+import { DataType, LOWEST, type GraphBuilder } from './onnx-builder.js';
 import { linear } from './layers.js';
 import type { TextDims } from './presets.js';
 import type { WeightSource } from './rng.js';
-
-/**
- * Fill value for masked scores. Finite on purpose: a fully masked row (a padded
- * query position) then softmaxes to a uniform distribution instead of NaN.
- */
-export const MASKED_SCORE = -3.4028234663852886e38;
 
 /** Values computed once per forward pass and shared by every layer. */
 export interface AttentionContext {
@@ -22,17 +17,21 @@ export interface AttentionContext {
   allowed: string;
 }
 
-/** cos/sin of position_ids · inv_freq, duplicated over both halves (rotate-half layout). */
+/**
+ * cos/sin of position_ids · inv_freq, duplicated over both halves (rotate-half
+ * layout). Computed in float32 whatever the activation type: float16 cannot hold
+ * position · frequency products precisely past a few thousand positions.
+ */
 export function ropeTables(g: GraphBuilder, positionIds: string, t: TextDims): { cos: string; sin: string } {
   const half = t.headDim / 2;
   const invFreq = new Float32Array(half);
   for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(t.ropeTheta, (2 * i) / t.headDim);
   const pos = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: DataType.FLOAT }), g.i64([-1])]);
-  const freqs = g.op('Mul', [pos, g.weight('rope.inv_freq', [half], invFreq)]);
+  const freqs = g.op('Mul', [pos, g.weight('rope.inv_freq', [half], invFreq, 'float32')]);
   const emb = g.op('Concat', [freqs, freqs], { axis: -1 });
   return {
-    cos: g.op('Unsqueeze', [g.op('Cos', [emb]), g.i64([1])]),
-    sin: g.op('Unsqueeze', [g.op('Sin', [emb]), g.i64([1])]),
+    cos: g.op('Unsqueeze', [g.toAct(g.op('Cos', [emb])), g.i64([1])]),
+    sin: g.op('Unsqueeze', [g.toAct(g.op('Sin', [emb])), g.i64([1])]),
   };
 }
 
@@ -103,8 +102,10 @@ export function selfAttention(
   const q5 = g.op('Reshape', [q, g.i64([0, KV, groups, -1, D])]);
   const kT5 = g.op('Unsqueeze', [g.op('Transpose', [presentKey], { perm: [0, 1, 3, 2] }), g.i64([2])]);
   const v5 = g.op('Unsqueeze', [presentValue, g.i64([2])]);
-  const scores = g.op('Mul', [g.op('MatMul', [q5, kT5]), g.f32(1 / Math.sqrt(D))]);
-  const masked = g.op('Where', [ctx.allowed, scores, g.f32(MASKED_SCORE)]);
+  const scores = g.op('Mul', [g.op('MatMul', [q5, kT5]), g.scalar(1 / Math.sqrt(D))]);
+  // The lowest finite value, not -inf: a fully masked row (a padded query
+  // position) then softmaxes to a uniform distribution instead of NaN.
+  const masked = g.op('Where', [ctx.allowed, scores, g.scalar(LOWEST[g.act])]);
   const probs = g.op('Softmax', [masked], { axis: -1 });
   const heads = g.op('Reshape', [g.op('MatMul', [probs, v5]), g.i64([0, NH, -1, D])]);
   const merged = g.op('Reshape', [g.op('Transpose', [heads], { perm: [0, 2, 1, 3] }), g.i64([0, 0, NH * D])]);

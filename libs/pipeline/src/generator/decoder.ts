@@ -4,7 +4,8 @@
  */
 import { attentionMask, ropeTables, selfAttention, type AttentionContext } from './attention.js';
 import { linear, rmsNorm, silu } from './layers.js';
-import { GraphBuilder } from './onnx-builder.js';
+import { GraphBuilder, type Precision } from './onnx-builder.js';
+import type { EncodedModel } from './proto-stream.js';
 import type { ModelPreset, TextDims } from './presets.js';
 import type { WeightSource } from './rng.js';
 import { lmHead } from './vocab.js';
@@ -17,10 +18,16 @@ function mlp(g: GraphBuilder, w: WeightSource, x: string, prefix: string, t: Tex
   return linear(g, w, g.op('Mul', [silu(g, gate), up]), `${prefix}.down_proj`, I, H, { gain: 2, biasStd: null });
 }
 
-export function buildDecoder(p: ModelPreset, w: WeightSource): Uint8Array {
+/**
+ * Every float input and output (inputs_embeds, the KV cache, logits) has the
+ * activation type: float16 in the fp16/q4f16 variants, whose cache transformers.js
+ * builds from this input metadata.
+ */
+export function buildDecoder(p: ModelPreset, w: WeightSource, precision?: Precision): EncodedModel {
   const t = p.text;
-  const g = new GraphBuilder('decoder_model_merged');
-  const embeds = g.input('inputs_embeds', 'float32', ['batch_size', 'sequence_length', t.hiddenSize]);
+  const g = new GraphBuilder('decoder_model_merged', precision);
+  const act = g.act;
+  const embeds = g.input('inputs_embeds', act, ['batch_size', 'sequence_length', t.hiddenSize]);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
   const positionIds = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
   // transformers.js builds the empty first-step cache from these dims: the symbol
@@ -29,8 +36,8 @@ export function buildDecoder(p: ModelPreset, w: WeightSource): Uint8Array {
   const past: { key: string; value: string }[] = [];
   for (let i = 0; i < t.numLayers; i++) {
     past.push({
-      key: g.input(`past_key_values.${i}.key`, 'float32', pastDims),
-      value: g.input(`past_key_values.${i}.value`, 'float32', pastDims),
+      key: g.input(`past_key_values.${i}.key`, act, pastDims),
+      value: g.input(`past_key_values.${i}.value`, act, pastDims),
     });
   }
   const first = past[0];
@@ -50,11 +57,11 @@ export function buildDecoder(p: ModelPreset, w: WeightSource): Uint8Array {
   });
   const final = rmsNorm(g, w, hidden, 'model.norm.weight', t.hiddenSize, t.rmsNormEps);
 
-  g.output('logits', lmHead(g, w, final, p), 'float32', ['batch_size', 'sequence_length', t.vocabSize]);
+  g.output('logits', lmHead(g, w, final, p), act, ['batch_size', 'sequence_length', t.vocabSize]);
   const presentDims = ['batch_size', t.numKvHeads, 'total_sequence_length', t.headDim];
   presents.forEach((pr, i) => {
-    g.output(`present.${i}.key`, pr.key, 'float32', presentDims);
-    g.output(`present.${i}.value`, pr.value, 'float32', presentDims);
+    g.output(`present.${i}.key`, pr.key, act, presentDims);
+    g.output(`present.${i}.value`, pr.value, act, presentDims);
   });
-  return g.encode();
+  return g.finish();
 }

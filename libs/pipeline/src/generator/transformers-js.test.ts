@@ -5,7 +5,12 @@ import { AutoModelForImageTextToText, AutoProcessor, env, RawImage, Tensor } fro
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateModel, numImageTokens, PRESETS, TOKEN_IDS } from './index.js';
+import { onnxFileName, type SessionFile } from '../engine/dtype.js';
+import { float16Input } from '../engine/sessions.js';
+import { generateModel, numImageTokens, PRESETS, TOKEN_IDS, type GeneratedDtype } from './index.js';
+
+/** fp32, plus one weight-quantized and one half-precision variant (float16 I/O and KV cache). */
+const DTYPES = ['fp32', 'q4', 'fp16'] as const satisfies readonly GeneratedDtype[];
 
 const IMAGE_TOKENS = numImageTokens(PRESETS.tiny.vision);
 
@@ -15,7 +20,7 @@ let modelDir: string;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'fastvlm-tjs-'));
   modelDir = join(root, 'fastvlm-tiny');
-  await generateModel({ preset: 'tiny', outDir: modelDir, seed: 3 });
+  await generateModel({ preset: 'tiny', outDir: modelDir, seed: 3, dtypes: DTYPES });
   // Local files only. An absolute path is not a valid hub id, so transformers.js
   // reads `${modelDir}/<file>` directly (localModelPath is not consulted).
   env.allowRemoteModels = false;
@@ -34,40 +39,49 @@ async function testImage(): Promise<RawImage> {
   return RawImage.fromBlob(new Blob([new Uint8Array(png)], { type: 'image/png' }));
 }
 
+/** Float values of a float32 or float16 output. */
+function floats(t: ort.Tensor | undefined): Float32Array {
+  if (t?.type === 'float32') return t.data as Float32Array;
+  if (t?.type === 'float16') {
+    const d = t.data as Uint16Array | Float16Array;
+    return Float32Array.from(d instanceof Float16Array ? d : new Float16Array(d.buffer, d.byteOffset, d.length));
+  }
+  throw new Error(`expected a float tensor, got ${t?.type}`);
+}
+
 /**
  * The first greedy token computed with onnxruntime directly: image rows replace
  * the `<image>` embeddings in order, positions 0..n-1, empty cache. Agreement
  * shows transformers.js drives the three graphs the way they were built for.
  */
-async function firstTokenByHand(ids: number[], pixels: Tensor): Promise<number> {
-  const open = (f: string) => ort.InferenceSession.create(join(modelDir, 'onnx', f));
-  const [vision, embed, decoder] = await Promise.all([
-    open('vision_encoder.onnx'),
-    open('embed_tokens.onnx'),
-    open('decoder_model_merged.onnx'),
-  ]);
+async function firstTokenByHand(ids: number[], pixels: Tensor, dtype: GeneratedDtype): Promise<number> {
+  const open = (s: SessionFile) => ort.InferenceSession.create(join(modelDir, onnxFileName(s, dtype)));
+  const [vision, embed, decoder] = await Promise.all([open('vision_encoder'), open('embed_tokens'), open('decoder_model_merged')]);
   try {
     const { hiddenSize: H, numLayers, numKvHeads, headDim, vocabSize } = PRESETS.tiny.text;
     const n = ids.length;
-    const feats = (await vision.run({ pixel_values: new ort.Tensor('float32', pixels.data as Float32Array, pixels.dims) }))
-      .image_features?.data as Float32Array;
+    const feats = floats((await vision.run({ pixel_values: new ort.Tensor('float32', pixels.data as Float32Array, pixels.dims) })).image_features);
     const int64 = (v: number[]) => new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), [1, n]);
-    const embeds = new Float32Array((await embed.run({ input_ids: int64(ids) })).inputs_embeds?.data as Float32Array);
+    const embedsOut = (await embed.run({ input_ids: int64(ids) })).inputs_embeds;
+    const half = embedsOut?.type === 'float16';
+    const embeds = new Float32Array(floats(embedsOut));
     let row = 0;
     ids.forEach((id, pos) => {
       if (id === TOKEN_IDS.image) embeds.set(feats.subarray(row * H, ++row * H), pos * H);
     });
+    const float = (values: Float32Array, dims: number[]) =>
+      half ? float16Input(Float16Array.from(values), dims) : new ort.Tensor('float32', values, dims);
     const feeds: Record<string, ort.Tensor> = {
-      inputs_embeds: new ort.Tensor('float32', embeds, [1, n, H]),
+      inputs_embeds: float(embeds, [1, n, H]),
       attention_mask: int64(ids.map(() => 1)),
       position_ids: int64(ids.map((_, i) => i)),
     };
     for (let i = 0; i < numLayers; i++) {
       for (const kind of ['key', 'value']) {
-        feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, numKvHeads, 0, headDim]);
+        feeds[`past_key_values.${i}.${kind}`] = float(new Float32Array(0), [1, numKvHeads, 0, headDim]);
       }
     }
-    const logits = (await decoder.run(feeds)).logits?.data as Float32Array;
+    const logits = floats((await decoder.run(feeds)).logits);
     const last = logits.subarray((n - 1) * vocabSize, n * vocabSize);
     let best = 0;
     for (let j = 1; j < last.length; j++) if ((last[j] ?? 0) > (last[best] ?? 0)) best = j;
@@ -92,10 +106,10 @@ function idsOf(t: unknown): number[] {
   return Array.from(t.data as BigInt64Array, Number);
 }
 
-describe('transformers.js', () => {
+describe.each(DTYPES)('transformers.js with dtype %s', (dtype) => {
   it('loads the generated folder unchanged and generates greedily from an image and a chat prompt', async () => {
     const processor = await AutoProcessor.from_pretrained(modelDir);
-    const model = await AutoModelForImageTextToText.from_pretrained(modelDir, { dtype: 'fp32', device: 'cpu' });
+    const model = await AutoModelForImageTextToText.from_pretrained(modelDir, { dtype, device: 'cpu' });
     try {
       const prompt = processor.apply_chat_template([{ role: 'user', content: '<image>\nWhat is this?' }], {
         add_generation_prompt: true,
@@ -117,7 +131,7 @@ describe('transformers.js', () => {
       // Fixed seed: eos (1 id in 151936) does not come up, so all 8 tokens are generated.
       expect(generated).toHaveLength(8);
       expect(await run()).toEqual(first);
-      expect(generated[0]).toBe(await firstTokenByHand(promptIds, inputs.pixel_values));
+      expect(generated[0]).toBe(await firstTokenByHand(promptIds, inputs.pixel_values, dtype));
     } finally {
       await model.dispose();
     }

@@ -7,13 +7,29 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
+/** File content made piece by piece while it is written, so it is never whole in memory. */
+export interface ChunkedData {
+  byteLength: number;
+  chunks(): Iterable<Uint8Array>;
+}
+
 export interface OutputFile {
   /** Path relative to the model folder, `/`-separated. */
   path: string;
-  data: Uint8Array | string;
+  data: Uint8Array | string | ChunkedData;
 }
 
-export async function writeFolderAtomically(outDir: string, files: readonly OutputFile[]): Promise<void> {
+export interface WriteOptions {
+  /** Called before each file is written (progress for long generations). */
+  onFile?: (path: string, bytes: number) => void;
+}
+
+function sizeOf(data: OutputFile['data']): number {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  return data.byteLength;
+}
+
+export async function writeFolderAtomically(outDir: string, files: readonly OutputFile[], opts: WriteOptions = {}): Promise<void> {
   const target = resolve(outDir);
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
@@ -23,7 +39,10 @@ export async function writeFolderAtomically(outDir: string, files: readonly Outp
     for (const f of files) {
       const dest = join(temp, ...f.path.split('/'));
       await mkdir(dirname(dest), { recursive: true });
-      await writeFile(dest, f.data);
+      opts.onFile?.(f.path, sizeOf(f.data));
+      const { data } = f;
+      // writeFile awaits each chunk of an iterable before pulling the next one.
+      await writeFile(dest, typeof data === 'string' || data instanceof Uint8Array ? data : data.chunks());
     }
     await replaceDir(temp, target, join(parent, `.${basename(target)}.old-${tag}`));
   } finally {

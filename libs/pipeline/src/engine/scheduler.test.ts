@@ -4,7 +4,9 @@ import type { DecodingParams } from '@fastvlm/contracts';
 import { TOKEN_IDS } from '../generator/index';
 import { StopMatcher } from '../text/stop';
 import { TextCodec } from '../text/tokenizer';
-import { decode, type TextSide } from './decode-loop';
+import { Scheduler } from './scheduler';
+import type { SequenceRequest, TextSide } from './sequence';
+import { VisionCache } from './vision-cache';
 import type { ModelConfig } from './model-config';
 import type { ModelSessions } from './sessions';
 import { collector, greedy, useTinyModel } from './test-fixtures';
@@ -81,12 +83,17 @@ function scripted(script: number[], features = IMAGE_TOKENS): { sessions: ModelS
   return { sessions, calls };
 }
 
-const PIXELS = new ort.Tensor('float32', new Float32Array(3 * 4 * 4), [1, 3, 4, 4]);
+/** One request through a scheduler of batch size 1 (the batching itself is tested on the real model). */
+function decode(sessions: ModelSessions, cfg: ModelConfig, side: TextSide, req: SequenceRequest) {
+  const scheduler = new Scheduler(sessions, cfg, side, new VisionCache('test', { l1MaxBytes: 0 }), { maxBatch: 1, windowMs: 0 });
+  const pixels = { kind: 'pixels' as const, pixels: new Float32Array(3 * 4 * 4), width: 4, height: 4, preprocessMs: 0 };
+  return scheduler.submit(req, 'a'.repeat(64), Promise.resolve(pixels));
+}
 
 function run(script: number[], params: DecodingParams, features = IMAGE_TOKENS) {
   const { sessions, calls } = scripted(script, features);
   const c = collector();
-  const result = decode(sessions, CFG, text, { pixels: PIXELS, question: 'q', params, onToken: c.onToken });
+  const result = decode(sessions, CFG, text, { question: 'q', params, onToken: c.onToken });
   return { result, calls, c };
 }
 
@@ -99,7 +106,7 @@ function splitCharacter(): { char: string; ids: number[] } {
   throw new Error('no split character found');
 }
 
-describe('decode loop', () => {
+describe('scheduler, one sequence at a time', () => {
   it('eos ends the answer with stop; tokenIds leave it out, completionTokens count it', async () => {
     const words = codec.encode(' Hello world');
     const { result, c } = run([...words, TOKEN_IDS.imEnd, ...codec.encode(' ignored')], greedy(24));
@@ -168,6 +175,6 @@ describe('decode loop', () => {
   it('fails clearly when the vision encoder gives more features than the prompt has image tokens', async () => {
     const { sessions } = scripted([TOKEN_IDS.imEnd], IMAGE_TOKENS);
     const mismatched = { ...text, encodePrompt: (q: string) => codec.encodePrompt(q, IMAGE_TOKENS - 1) };
-    await expect(decode(sessions, CFG, mismatched, { pixels: PIXELS, question: 'q', params: greedy(4) })).rejects.toThrow(/image tokens/);
+    await expect(decode(sessions, CFG, mismatched, { question: 'q', params: greedy(4) })).rejects.toThrow(/image tokens/);
   });
 });
