@@ -37,6 +37,27 @@ export class KvBatch {
     return this.masks.length;
   }
 
+  /** Copies of the first `columns` positions of a one-row cache (`[layer][key|value]`), e.g. a shared prompt prefix. */
+  prefix(columns: number): KvArray[][] {
+    const { heads, headDim } = this.shape;
+    return this.data.map((layer) =>
+      layer.map((a) => {
+        const out = allocLike(a, heads * columns * headDim);
+        for (let h = 0; h < heads; h++) out.set(a.subarray(h * this.len * headDim, (h * this.len + columns) * headDim), h * columns * headDim);
+        return out;
+      }),
+    );
+  }
+
+  /** Past feeds for one sequence from a stored prefix (see `prefix`). */
+  static prefixFeeds(shape: KvShape, prefix: KvArray[][], columns: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < shape.layers; l++) {
+      for (const [i, k] of KINDS.entries()) feeds[`past_key_values.${l}.${k}`] = kvTensor(prefix[l]?.[i] as KvArray, [1, shape.heads, columns, shape.headDim]);
+    }
+    return feeds;
+  }
+
   get length(): number {
     return this.len;
   }

@@ -126,7 +126,7 @@ describe('continuous batching', () => {
 });
 
 describe('vision-feature cache', () => {
-  it('a second question about the same image skips preprocessing and the vision encoder', async () => {
+  it('a second question about the same image skips preprocessing, the vision encoder and the prefill of the image prefix', async () => {
     const [image] = await images();
     const pipeline = await open();
     try {
@@ -134,10 +134,11 @@ describe('vision-feature cache', () => {
       const second = await pipeline.generate({ image: image as Buffer, question: 'second question', params: greedy(8) });
       expect(pipeline.stats().visionRuns).toBe(1);
       expect(pipeline.stats().vision).toEqual({ hitsL1: 1, hitsL2: 0, misses: 1 });
+      expect(pipeline.stats().prefixHits).toBe(1);
       expect(first.timings.visionMs).toBeGreaterThan(0);
       expect(second.timings).toMatchObject({ visionMs: 0, preprocessMs: 0 });
-      // Cached features give exactly the answer computed features give.
-      const cold = await open({ visionCache: { l1MaxBytes: 0 } });
+      // Cached features and the cached prefix give exactly the answer a cold pipeline computes.
+      const cold = await open({ visionCache: { l1MaxBytes: 0 }, prefixCacheBytes: 0 });
       try {
         expect(answer(await cold.generate({ image: image as Buffer, question: 'second question', params: greedy(8) }))).toEqual(answer(second));
       } finally {

@@ -33,6 +33,8 @@ export interface PipelineOptions {
   batchWindowMs?: number | undefined;
   /** Image-feature cache: in-process bytes, and an optional shared store. */
   visionCache?: VisionCacheOptions | undefined;
+  /** Bytes of per-image prompt-prefix KV cache (second questions about an image skip its prefill). Default 256 MiB; 0 disables. */
+  prefixCacheBytes?: number | undefined;
   /** Called after every decode step with its batch size (metrics). */
   onStep?: ((rows: number) => void) | undefined;
 }
@@ -81,6 +83,7 @@ export class FastVlmPipeline {
       maxBatch: opts.maxBatchSize ?? 8,
       windowMs: opts.batchWindowMs ?? 5,
       onStep: opts.onStep,
+      prefixCacheBytes: opts.prefixCacheBytes ?? 256 * 1024 * 1024,
     });
     return new FastVlmPipeline(info, sessions, imageConfig, scheduler, vision);
   }

@@ -85,7 +85,7 @@ function scripted(script: number[], features = IMAGE_TOKENS): { sessions: ModelS
 
 /** One request through a scheduler of batch size 1 (the batching itself is tested on the real model). */
 function decode(sessions: ModelSessions, cfg: ModelConfig, side: TextSide, req: SequenceRequest) {
-  const scheduler = new Scheduler(sessions, cfg, side, new VisionCache('test', { l1MaxBytes: 0 }), { maxBatch: 1, windowMs: 0 });
+  const scheduler = new Scheduler(sessions, cfg, side, new VisionCache('test', { l1MaxBytes: 0 }), { maxBatch: 1, windowMs: 0, prefixCacheBytes: 0 });
   const pixels = { kind: 'pixels' as const, pixels: new Float32Array(3 * 4 * 4), width: 4, height: 4, preprocessMs: 0 };
   return scheduler.submit(req, 'a'.repeat(64), Promise.resolve(pixels));
 }

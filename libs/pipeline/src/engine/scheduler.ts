@@ -4,7 +4,8 @@ import { KvBatch, type KvShape } from './kv-batch';
 import type { ModelConfig } from './model-config';
 import { Sequence, timeoutError, type SequenceRequest, type TextSide } from './sequence';
 import type { ModelSessions } from './sessions';
-import { floatTensor, i64, inputType, toFloat32, type FloatType } from './tensors';
+import { PrefixCache } from './prefix-cache';
+import { floatTensor, i64, inputType, toFloat32, type FloatType, type KvArray } from './tensors';
 import type { VisionCache } from './vision-cache';
 
 /** An image ready for the model: features from the cache, or pixels for the vision encoder. */
@@ -19,6 +20,8 @@ export interface SchedulerOptions {
   windowMs: number;
   /** Called after every decode step with the number of sequences in it. */
   onStep?: ((rows: number) => void) | undefined;
+  /** Bytes of image-prefix KV cache kept (0 disables prefix caching). */
+  prefixCacheBytes: number;
 }
 
 export interface SchedulerStats {
@@ -28,6 +31,8 @@ export interface SchedulerStats {
   steps: number;
   /** Sum of batch sizes over steps: `stepRows / steps` is the mean batch size. */
   stepRows: number;
+  /** Prefills that reused the image's cached prompt prefix. */
+  prefixHits: number;
 }
 
 interface Waiting {
@@ -59,7 +64,8 @@ export class Scheduler {
   /** Set and cleared synchronously inside `loop`, so a request submitted as the loop ends starts a new one. */
   private active = false;
   private running: Promise<void> = Promise.resolve();
-  readonly stats: SchedulerStats = { visionRuns: 0, visionImages: 0, prefills: 0, steps: 0, stepRows: 0 };
+  readonly stats: SchedulerStats = { visionRuns: 0, visionImages: 0, prefills: 0, steps: 0, stepRows: 0, prefixHits: 0 };
+  private readonly prefixes: PrefixCache;
   private readonly kvShape: KvShape;
   private readonly types: { pixels: FloatType; embeds: FloatType; past: FloatType };
   private readonly eos: ReadonlySet<number>;
@@ -78,6 +84,7 @@ export class Scheduler {
       past: inputType(s.decoder, 'past_key_values.0.key'),
     };
     this.eos = new Set(cfg.eosTokenIds);
+    this.prefixes = new PrefixCache(opts.prefixCacheBytes);
   }
 
   submit(req: SequenceRequest, imageSha: string, prep: Promise<Prepared>): Promise<GenerateResult> {
@@ -204,27 +211,52 @@ export class Scheduler {
       return;
     }
     const started = performance.now();
-    const embeds = await this.embed(ids, [1, ids.length]);
-    mergeImageFeatures(embeds, ids, this.cfg.imageTokenId, features, hidden);
-    const out = await this.s.decoder.run({
-      inputs_embeds: floatTensor(this.types.embeds, embeds, [1, ids.length, hidden]),
-      attention_mask: i64(new Array<number>(ids.length).fill(1), [1, ids.length]),
-      position_ids: i64(Array.from({ length: ids.length }, (_, i) => i), [1, ids.length]),
-      ...this.emptyPast(),
-    });
+    const cut = ids.lastIndexOf(this.cfg.imageTokenId) + 1;
+    const key = cut > 0 && cut < ids.length ? this.prefixes.key(w.imageSha, ids.slice(0, cut)) : null;
+    const cached = key ? this.prefixes.get(key) : undefined;
+    const out = cached ? await this.prefillAfter(ids, cached.columns, cached.data) : await this.prefillAll(ids, features);
+    if (cached) this.stats.prefixHits++;
     this.stats.prefills++;
     const done = seq.accept(seq.pick(lastPosition(out.logits, 0)));
     const now = performance.now();
     seq.timings.prefillMs = now - started;
     seq.timings.ttftMs = now - w.submittedAt;
     if (done) {
+      if (key && !cached) this.prefixes.set(key, { columns: cut, data: KvBatch.fromPresent(this.kvShape, out, ids.length).prefix(cut) });
       w.resolve(seq.result());
       return;
     }
     const kv = KvBatch.fromPresent(this.kvShape, out, ids.length);
+    if (key && !cached) this.prefixes.set(key, { columns: cut, data: kv.prefix(cut) });
     if (this.kv) this.kv.join(kv);
     else this.kv = kv;
     this.rows.push({ seq, firstTokenAt: now, resolve: w.resolve, reject: w.reject });
+  }
+
+  /** Prefill of the whole prompt, image features in place of the image tokens. */
+  private async prefillAll(ids: number[], features: Float32Array): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const hidden = this.cfg.hiddenSize;
+    const embeds = await this.embed(ids, [1, ids.length]);
+    mergeImageFeatures(embeds, ids, this.cfg.imageTokenId, features, hidden);
+    return this.s.decoder.run({
+      inputs_embeds: floatTensor(this.types.embeds, embeds, [1, ids.length, hidden]),
+      attention_mask: i64(new Array<number>(ids.length).fill(1), [1, ids.length]),
+      position_ids: i64(Array.from({ length: ids.length }, (_, i) => i), [1, ids.length]),
+      ...this.emptyPast(),
+    });
+  }
+
+  /** Prefill of the tokens after a cached prefix of `columns` positions (the question). */
+  private async prefillAfter(ids: number[], columns: number, prefix: KvArray[][]): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const hidden = this.cfg.hiddenSize;
+    const rest = ids.slice(columns);
+    const embeds = await this.embed(rest, [1, rest.length]);
+    return this.s.decoder.run({
+      inputs_embeds: floatTensor(this.types.embeds, embeds, [1, rest.length, hidden]),
+      attention_mask: i64(new Array<number>(ids.length).fill(1), [1, ids.length]),
+      position_ids: i64(Array.from({ length: rest.length }, (_, i) => columns + i), [1, rest.length]),
+      ...KvBatch.prefixFeeds(this.kvShape, prefix, columns),
+    });
   }
 
   private async step(): Promise<void> {
