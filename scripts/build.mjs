@@ -3,6 +3,7 @@
 // (node_modules is installed next to the bundle in images); the project's own
 // libs are bundled through the tsconfig path aliases.
 import { build } from 'esbuild';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { argv } from 'node:process';
 
 const APPS = ['gateway', 'worker'];
@@ -30,4 +31,27 @@ await Promise.all(
     }),
   ),
 );
-console.log(`built ${wanted.map((a) => `dist/apps/${a}/main.js`).join(', ')}`);
+// The gateway serves the web console from dist/apps/gateway/console: a browser
+// bundle (no CDN, the machines are offline), its page and its stylesheet.
+if (wanted.includes('gateway')) {
+  const web = 'apps/gateway/src/console/web';
+  const out = 'dist/apps/gateway/console';
+  await mkdir(out, { recursive: true });
+  await Promise.all([
+    build({
+      entryPoints: [`${web}/main.ts`],
+      outfile: `${out}/app.js`,
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      target: ['chrome111', 'firefox111', 'safari16.4'],
+      minify: true,
+      sourcemap: true,
+      tsconfig: `${web}/tsconfig.json`,
+      logLevel: 'warning',
+    }),
+    copyFile(`${web}/index.html`, `${out}/index.html`),
+    copyFile(`${web}/app.css`, `${out}/app.css`),
+  ]);
+}
+console.log(`built ${wanted.map((a) => `dist/apps/${a}/main.js`).join(', ')}${wanted.includes('gateway') ? ', dist/apps/gateway/console/' : ''}`);

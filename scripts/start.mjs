@@ -85,7 +85,8 @@ if (!(await redisAnswers(env.REDIS_URL))) {
 
 if (!env.FASTVLM_API_KEYS) {
   const key = `fvlm-dev-${randomBytes(16).toString('hex')}`;
-  env.FASTVLM_API_KEYS = `dev:${key}`;
+  // The laptop's own key may also manage keys and tenants (/v1/admin/*).
+  env.FASTVLM_API_KEYS = `dev:${key}:infer+jobs:read+admin`;
   env.FASTVLM_DEV_KEY = key;
 }
 
@@ -102,8 +103,9 @@ function run(name, extraEnv = {}) {
 
 run('worker');
 run('gateway');
-const key = env.FASTVLM_DEV_KEY ?? env.FASTVLM_API_KEYS.split(',')[0].split(':').slice(1).join(':');
+const key = env.FASTVLM_DEV_KEY ?? env.FASTVLM_API_KEYS.split(',')[0].split(':')[1];
 say(`gateway: http://127.0.0.1:${env.PORT}   model: ${env.FASTVLM_MODEL}`);
+say(`console: http://127.0.0.1:${env.PORT}/console/   metrics: http://127.0.0.1:${env.PORT}/metrics, worker http://127.0.0.1:${env.WORKER_HTTP_PORT ?? 9464}/metrics`);
 say(`API key: ${key}${env.FASTVLM_DEV_KEY ? ' (generated for this run; set FASTVLM_API_KEYS=tenant:key to choose your own)' : ''}`);
 say(`try:     curl -s http://127.0.0.1:${env.PORT}/v1/models -H "Authorization: Bearer ${key}"`);
 say('Ctrl-C stops everything.');

@@ -37,7 +37,10 @@ export default async function setup(): Promise<() => void> {
   }
   const modelDir = join(TEST_CACHE_DIR, 'tiny-random');
   if (!existsSync(join(modelDir, 'config.json'))) await generateModel({ preset: 'tiny', outDir: modelDir, seed: 0 });
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  // Tests that run workers as processes use the bundles; a run of library tests alone may skip the build.
+  if (process.env.FASTVLM_TEST_SKIP_BUILD !== '1') {
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  }
   process.env.FASTVLM_TEST_CACHE_DIR = TEST_CACHE_DIR;
   return () => {
     redis?.kill('SIGTERM');

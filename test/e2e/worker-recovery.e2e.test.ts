@@ -40,7 +40,8 @@ describe('worker lifecycle', () => {
   });
 
   it('on SIGTERM stops taking jobs, finishes the active one and exits 0', async () => {
-    const worker = await startWorker(prefix);
+    // One job at a time, so that the second job is still waiting when the drain starts.
+    const worker = await startWorker(prefix, { WORKER_CONCURRENCY: '1' });
     const active = await submit('long answer during drain', 400);
     await until('the job to run', async () => (await view(active)).status === 'running');
     worker.child.kill('SIGTERM');

@@ -48,6 +48,8 @@ export async function startWorker(prefix: string, env: Record<string, string> = 
       FASTVLM_CACHE_DIR: testCacheDir(),
       FASTVLM_THREADS: '1',
       LOG_LEVEL: 'info',
+      // Tests run workers side by side: each takes a free port for /metrics and /health.
+      WORKER_HTTP_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,17 +1,21 @@
 import { z } from 'zod';
 import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { TracingEnvSchema } from '@fastvlm/observability';
+import { SecurityEnvSchema } from './security/security-config';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
 const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
+  .extend(TracingEnvSchema.shape)
+  .extend(SecurityEnvSchema.shape)
   .extend({
     /** HTTP port. */
     PORT: int(0).max(65_535).default(8080),
     /** Address to listen on; containers set 0.0.0.0. */
     HOST: z.string().min(1).default('127.0.0.1'),
-    /** Bootstrap API keys: comma-separated `tenant:key` pairs. */
-    FASTVLM_API_KEYS: z.string().min(1, 'FASTVLM_API_KEYS is required (comma-separated tenant:key pairs)'),
+    /** Bootstrap API keys for development: comma-separated `tenant:key[:scope+scope]` entries; keys made with `npm run keys` live in Redis. */
+    FASTVLM_API_KEYS: z.string().default(''),
     /** Largest request body in bytes (JSON with a base64 image, or multipart). Default 20 MiB. */
     BODY_LIMIT_BYTES: int(1024).default(20 * 1024 * 1024),
     /** Largest decoded image in bytes. Default 15 MiB (a 20 MiB body holds about 15 MiB of base64). */
@@ -22,6 +26,8 @@ const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     MAX_QUESTION_BYTES: int(1).default(16_384),
     /** Milliseconds a synchronous chat completion waits for its answer before answering 504. */
     SYNC_TIMEOUT_MS: int(1000).default(300_000),
+    /** Seconds from acceptance after which a worker gives up on a job with a `timeout` error (queue wait included). */
+    JOB_DEADLINE_S: int(1).default(900),
     /** Runs allowed for a job that fails with a transient error. */
     JOB_ATTEMPTS: int(1).default(3),
     /** Seconds a finished job's record and events are kept. */
@@ -34,6 +40,13 @@ const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     ANSWER_CACHE_TTL_S: int(1).default(3_600),
     /** Bytes of answers kept in this process (L1); 0 disables L1. */
     ANSWER_CACHE_L1_BYTES: int(0).default(32 * 1024 * 1024),
+    /**
+     * Milliseconds the gateway keeps serving after SIGTERM with readiness false, so that load
+     * balancers stop sending before it stops accepting (Kubernetes: a few probe periods). 0 = none.
+     */
+    SHUTDOWN_GRACE_MS: int(0).default(0),
+    /** Folder of the built web console served at /console/ (default: next to the gateway bundle, from `npm run build`). */
+    CONSOLE_DIR: z.string().min(1).optional(),
     /** Whether health and request logs include each request (info level). */
     LOG_REQUESTS: envBoolean.default(false),
   });

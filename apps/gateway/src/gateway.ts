@@ -5,15 +5,28 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { assertNoEviction, waitReady } from '@fastvlm/jobs';
-import { AppModule } from './app.module';
+import { restrictImageLoaders } from '@fastvlm/security';
+import { AppModule, type GatewayOverrides } from './app.module';
 import type { GatewayConfig } from './config';
 import { createLogger } from './http/logger';
 import { REDIS } from './infra/tokens';
+import { consoleDir, serveConsole } from './console/serve-console';
+import { installHttpTelemetry, requestId } from './metrics/http-telemetry';
+import { METRICS } from './metrics/tokens';
+import { utf8JsonParser } from './intake/json-body';
+import { AccessControl } from './security/access-control';
+import { installAccessHook } from './security/access-hook';
+import { fastifyTrustProxy } from './security/security-config';
 
 /** Builds the gateway application (not yet listening). */
-export async function createGateway(cfg: GatewayConfig, log: Logger = createLogger(cfg.LOG_LEVEL)): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ bodyLimit: cfg.BODY_LIMIT_BYTES, logger: false, trustProxy: false });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(cfg, log), adapter, {
+export async function createGateway(
+  cfg: GatewayConfig,
+  log: Logger = createLogger(cfg.LOG_LEVEL),
+  overrides: GatewayOverrides = {},
+): Promise<NestFastifyApplication> {
+  restrictImageLoaders();
+  const adapter = new FastifyAdapter({ bodyLimit: cfg.BODY_LIMIT_BYTES, logger: false, trustProxy: fastifyTrustProxy(cfg.TRUST_PROXY), genReqId: requestId });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(cfg, log, overrides), adapter, {
     logger: ['error', 'warn'],
     abortOnError: false,
   });
@@ -21,12 +34,10 @@ export async function createGateway(cfg: GatewayConfig, log: Logger = createLogg
     limits: { fileSize: cfg.MAX_IMAGE_BYTES, files: 1, fields: 10, fieldSize: 64 * 1024, parts: 12, headerPairs: 100 },
   });
   const fastify = app.getHttpAdapter().getInstance();
-  if (cfg.LOG_REQUESTS) {
-    fastify.addHook('onResponse', (req, reply, done) => {
-      log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-      done();
-    });
-  }
+  installHttpTelemetry(fastify, app.get(METRICS), log, cfg.LOG_REQUESTS);
+  await serveConsole(app, consoleDir(cfg.CONSOLE_DIR));
+  installAccessHook(fastify, app.get(AccessControl));
+  app.useBodyParser('application/json', { bodyLimit: cfg.BODY_LIMIT_BYTES }, utf8JsonParser(fastify));
   app.enableShutdownHooks();
   await app.init();
   const redis = app.get<Redis>(REDIS);

@@ -1,3 +1,4 @@
+import { startTracing } from '@fastvlm/observability';
 import { loadGatewayConfig } from './config';
 import { createGateway } from './gateway';
 import { createLogger } from './http/logger';
@@ -5,9 +6,11 @@ import { createLogger } from './http/logger';
 async function main(): Promise<void> {
   const cfg = loadGatewayConfig();
   const log = createLogger(cfg.LOG_LEVEL);
+  // Before the app is built, so that every span it makes has a provider behind it.
+  const tracing = await startTracing({ serviceName: 'fastvlm-gateway', env: cfg });
   const app = await createGateway(cfg, log);
   await app.listen({ port: cfg.PORT, host: cfg.HOST });
-  log.info({ url: await app.getUrl(), model: cfg.FASTVLM_MODEL }, 'gateway listening');
+  log.info({ url: await app.getUrl(), model: cfg.FASTVLM_MODEL, tracesExported: tracing.exporting }, 'gateway listening');
 }
 
 main().catch((e: unknown) => {

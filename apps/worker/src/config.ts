@@ -1,13 +1,31 @@
 import { z } from 'zod';
-import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
 const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
+  .extend(TracingEnvSchema.shape)
   .extend({
-    /** Jobs one worker process runs at once. */
-    WORKER_CONCURRENCY: int(1).default(1),
+    /** Port of the worker's HTTP server (/metrics, /health/live, /health/ready); 0 picks a free one (logged at start). */
+    WORKER_HTTP_PORT: int(0).max(65_535).default(9464),
+    /** Address of the worker's HTTP server; containers set 0.0.0.0 so Prometheus and the kubelet reach it. */
+    WORKER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+    /** Jobs one worker process takes at once (default FASTVLM_MAX_BATCH, so that the engine can batch them). */
+    WORKER_CONCURRENCY: int(1).optional(),
+    /** Sequences the engine decodes together at most (continuous batching). */
+    FASTVLM_MAX_BATCH: int(1).max(256).default(8),
+    /** Milliseconds an idle engine waits after a job arrives for others to batch with it. */
+    FASTVLM_BATCH_WINDOW_MS: int(0).max(1000).default(5),
+    /** Weight format: one of fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4, or per session (`vision_encoder=q4f16,…`). */
+    FASTVLM_DTYPE: z.string().optional(),
+    /** Execution device. `cuda` needs onnxruntime-node's CUDA provider (the worker-cuda image). */
+    FASTVLM_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+    /** Bytes of image features kept in this process (0 disables the in-process vision cache). */
+    VISION_CACHE_L1_BYTES: int(0).default(256 * 1024 * 1024),
+    /** Seconds image features live in the cache Redis (0 disables the shared vision cache). */
+    VISION_CACHE_TTL_S: int(0).default(3_600),
     /** Milliseconds a job's lock lasts without renewal; a crashed worker's jobs are re-run after about this long. */
     WORKER_LOCK_DURATION_MS: int(1000).default(30_000),
     /** Milliseconds between checks for jobs whose worker died. */
@@ -22,6 +40,12 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     SHUTDOWN_TIMEOUT_MS: int(0).default(60_000),
     /** onnxruntime intra-op threads (0 = onnxruntime's default). */
     FASTVLM_THREADS: int(0).default(0),
+    /** Hugging Face hub (or mirror) that hub ids in FASTVLM_MODEL are pulled from. */
+    HF_ENDPOINT: z.string().url().default('https://huggingface.co'),
+    /** Token for private and gated repos; sent to HF_ENDPOINT only, never to the CDN it redirects to. */
+    HF_TOKEN: z.string().optional(),
+    /** Never download: the model must already be in FASTVLM_CACHE_DIR. */
+    HF_HUB_OFFLINE: envBoolean.default(false),
   });
 
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;

@@ -1,19 +1,71 @@
-import { pino } from 'pino';
-import { loadPipeline } from '@fastvlm/pipeline';
+import { WorkerMetrics, createLogger, startTracing } from '@fastvlm/observability';
+import { loadPipeline, type FastVlmPipeline } from '@fastvlm/pipeline';
+import { restrictImageLoaders } from '@fastvlm/security';
+import { AppError, RedisKeys } from '@fastvlm/contracts';
+import { RedisFeatureStore, createRedis } from '@fastvlm/jobs';
 import { loadWorkerConfig } from './config';
+import { startWorkerHttp } from './http/worker-http';
+import { WorkerTelemetry } from './telemetry/job-telemetry';
+import { reportLoadFailure } from './telemetry/load-failure';
+import { WorkerStatus } from './telemetry/worker-status';
 import { WorkerApp } from './worker-app';
 
 async function main(): Promise<void> {
   const cfg = loadWorkerConfig();
-  const log = pino({ name: 'worker', level: cfg.LOG_LEVEL });
+  // Same loaders as the gateway's checks allow: JPEG, PNG, WebP, GIF (first frame); libvips' others are blocked.
+  restrictImageLoaders();
+  const log = createLogger({ name: 'worker', level: cfg.LOG_LEVEL });
+  const tracing = await startTracing({ serviceName: 'fastvlm-worker', env: cfg });
+  const telemetry = new WorkerTelemetry(new WorkerMetrics((err) => log.warn({ err }, 'metric observation failed')), new WorkerStatus());
+  // Up before the model loads: liveness answers during a long load, readiness says why it is not ready.
+  const http = await startWorkerHttp({ host: cfg.WORKER_HTTP_HOST, port: cfg.WORKER_HTTP_PORT, status: telemetry.status, metrics: telemetry.metrics });
+  log.info({ url: http.url, tracesExported: tracing.exporting }, 'worker http listening');
   log.info({ model: cfg.FASTVLM_MODEL }, 'loading model');
-  const engine = await loadPipeline({
-    model: cfg.FASTVLM_MODEL,
-    cacheDir: cfg.FASTVLM_CACHE_DIR,
-    threads: cfg.FASTVLM_THREADS,
-  });
-  await engine.warmup();
-  const app = new WorkerApp(cfg, engine, log);
+  // Image features are shared through the cache Redis; a lookup that fails is a miss, never an error.
+  const featureRedis = createRedis(cfg.CACHE_REDIS_URL ?? cfg.REDIS_URL, 'producer', 'worker-features', (err) =>
+    log.warn({ err: err.message }, 'vision cache redis error'),
+  );
+  const featureStore = new RedisFeatureStore(featureRedis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX));
+  let engine: FastVlmPipeline;
+  try {
+    engine = await loadPipeline({
+      model: cfg.FASTVLM_MODEL,
+      cacheDir: cfg.FASTVLM_CACHE_DIR,
+      threads: cfg.FASTVLM_THREADS,
+      dtype: cfg.FASTVLM_DTYPE,
+      device: cfg.FASTVLM_DEVICE,
+      maxBatchSize: cfg.FASTVLM_MAX_BATCH,
+      batchWindowMs: cfg.FASTVLM_BATCH_WINDOW_MS,
+      visionCache: {
+        l1MaxBytes: cfg.VISION_CACHE_L1_BYTES,
+        l2TtlSeconds: cfg.VISION_CACHE_TTL_S,
+        store: cfg.VISION_CACHE_TTL_S > 0 ? featureStore : undefined,
+      },
+      hub: {
+        endpoint: cfg.HF_ENDPOINT,
+        token: cfg.HF_TOKEN,
+        offline: cfg.HF_HUB_OFFLINE,
+        log: (line) => log.info(line),
+      },
+      onStep: (rows) => telemetry.metrics.batchStep(rows),
+    });
+    await engine.warmup();
+  } catch (e) {
+    await reportLoadFailure(cfg.REDIS_URL, cfg.FASTVLM_REDIS_PREFIX, cfg.FASTVLM_MODEL);
+    if (cfg.FASTVLM_MODEL !== 'tiny-random' && e instanceof AppError && (e.code === 'model_not_found' || e.code === 'service_unavailable')) {
+      throw new AppError(
+        e.code,
+        `${e.message} To try the stack without the real weights, set FASTVLM_MODEL=tiny-random (a generated random-weight model in the same layout).`,
+      );
+    }
+    throw e;
+  }
+  const vision = (): { hits: number; misses: number } => {
+    const v = engine.stats().vision;
+    return { hits: v.hitsL1 + v.hitsL2, misses: v.misses };
+  };
+  telemetry.metrics.observeVisionCache(vision);
+  const app = new WorkerApp(cfg, engine, log, telemetry);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -22,13 +74,18 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log.info({ signal }, 'draining: no new jobs, finishing active ones');
-    app.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log.error({ err: e }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    app
+      .stop()
+      .then(() => http.close())
+      .then(() => featureRedis.disconnect())
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error({ err: e }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -16,8 +16,11 @@ import {
   type InferenceEngine,
   type ProcessOutcome,
 } from '@fastvlm/jobs';
+import { WorkerMetrics } from '@fastvlm/observability';
 import { Cancellations } from './cancellations';
 import type { WorkerConfig } from './config';
+import { WorkerTelemetry } from './telemetry/job-telemetry';
+import { WorkerStatus } from './telemetry/worker-status';
 
 const HEARTBEAT_MS = 5_000;
 
@@ -44,6 +47,7 @@ export class WorkerApp {
     private readonly cfg: WorkerConfig,
     private readonly engine: OwnedEngine,
     private readonly log: Logger,
+    private readonly telemetry = new WorkerTelemetry(new WorkerMetrics(), new WorkerStatus()),
   ) {
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
     const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
@@ -61,16 +65,16 @@ export class WorkerApp {
     await cancellations.start();
     const deps = { store, images, answers, engine: this.engine, now: () => Date.now() };
 
-    const processor = async (job: Job): Promise<ProcessOutcome> => {
-      if (job.name !== INFERENCE_JOB) throw new UnrecoverableError(`unknown job name "${job.name}"`);
+    const handle = async (job: Job): Promise<ProcessOutcome> => {
+      if (job.name !== INFERENCE_JOB) throw this.invalidJob(`unknown job name "${job.name}"`);
       const parsed = InferenceJobDataSchema.safeParse(job.data);
-      if (!parsed.success) throw new UnrecoverableError(`invalid job data: ${parsed.error.message}`);
+      if (!parsed.success) throw this.invalidJob(`invalid job data: ${parsed.error.message}`);
       const data = parsed.data;
       const signal = cancellations.track(data.id);
       const attempt = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, signal };
       try {
         const started = Date.now();
-        const outcome = await processInferenceJob(deps, data, attempt);
+        const outcome = await this.telemetry.runJob(data, this.engine, (engine) => processInferenceJob({ ...deps, engine }, data, attempt));
         this.log.info(
           { jobId: data.id, outcome, attempt: job.attemptsMade + 1, queueMs: started - data.createdAt, runMs: Date.now() - started },
           'job finished',
@@ -79,6 +83,7 @@ export class WorkerApp {
       } catch (e) {
         if (e instanceof JobFailure) {
           this.log.warn({ jobId: data.id, code: e.error.code, kind: e.kind, attempt: job.attemptsMade + 1 }, 'job failed');
+          if (e.kind === 'fatal' || job.attemptsMade + 1 >= attempt.maxAttempts) this.telemetry.jobFailed(e.error.code);
           throw e.kind === 'fatal' ? new UnrecoverableError(`${e.error.code}: ${e.error.message}`) : e;
         }
         throw e;
@@ -87,10 +92,13 @@ export class WorkerApp {
       }
     };
 
+    // Everything logged about a job carries the trace and request ids it was submitted with.
+    const processor = (job: Job): Promise<ProcessOutcome> => this.telemetry.inJob(job.data, () => handle(job));
+
     this.worker = new Worker(INFERENCE_QUEUE, processor, {
       connection: this.redis,
       prefix: this.keys.bull(),
-      concurrency: this.cfg.WORKER_CONCURRENCY,
+      concurrency: this.cfg.WORKER_CONCURRENCY ?? this.cfg.FASTVLM_MAX_BATCH,
       lockDuration: this.cfg.WORKER_LOCK_DURATION_MS,
       stalledInterval: this.cfg.WORKER_STALLED_INTERVAL_MS,
       autorun: false,
@@ -100,7 +108,7 @@ export class WorkerApp {
     const registry = new WorkerRegistry(this.redis, this.keys);
     const info = this.engine.info;
     await registry.announce(
-      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: 'cpu', pid: process.pid, startedAt: Date.now() },
+      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: info.device, pid: process.pid, startedAt: Date.now() },
       Date.now(),
     );
     this.heartbeat = setInterval(() => {
@@ -110,7 +118,8 @@ export class WorkerApp {
     // run() resolves only when the worker closes; errors surface through 'error'.
     this.worker.run().catch((e: unknown) => this.log.error({ err: e }, 'worker stopped with an error'));
     await this.worker.waitUntilReady();
-    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: this.cfg.WORKER_CONCURRENCY }, 'worker ready');
+    this.telemetry.ready(info.id, info.dtype, () => this.redis.ping());
+    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: this.cfg.WORKER_CONCURRENCY ?? this.cfg.FASTVLM_MAX_BATCH }, 'worker ready');
   }
 
   /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then releases everything. */
@@ -119,7 +128,14 @@ export class WorkerApp {
     return this.stopping;
   }
 
+  /** Bad jobs fail at once and are counted (a producer out of step with this worker). */
+  private invalidJob(message: string): UnrecoverableError {
+    this.telemetry.jobFailed('invalid_job');
+    return new UnrecoverableError(message);
+  }
+
   private async doStop(): Promise<void> {
+    this.telemetry.draining();
     if (this.heartbeat) clearInterval(this.heartbeat);
     const registry = new WorkerRegistry(this.redis, this.keys);
     await registry.withdraw(this.id).catch(() => undefined);

@@ -55,7 +55,7 @@ describe('contracts', () => {
 
   it('keeps every key under the prefix', () => {
     const k = new RedisKeys('p1');
-    for (const key of [k.job('j'), k.events('j'), k.eventsChannel('j'), k.image('h'), k.idempotency('t', 'h'), k.answer('c'), k.workers(), k.worker('w'), k.bull(), k.cancelChannel()]) {
+    for (const key of [k.job('j'), k.events('j'), k.eventsChannel('j'), k.image('h'), k.idempotency('t', 'h'), k.answer('c'), k.workers(), k.worker('w'), k.bull(), k.cancelChannel(), k.modelLoadFailures(), k.tenantJobs('t')]) {
       expect(key.startsWith('p1:')).toBe(true);
     }
   });

@@ -8,10 +8,14 @@ export const ERROR_CODES = [
   'invalid_image',
   'image_url_not_enabled',
   'unauthorized',
+  'forbidden',
   'not_found',
   'payload_too_large',
   'idempotency_conflict',
   'service_unavailable',
+  'rate_limited',
+  'overloaded',
+  'image_fetch_failed',
   'model_not_found',
   'model_load_failed',
   'timeout',
@@ -21,7 +25,11 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** Whether a job that failed with this code may succeed if run again. */
+/**
+ * Whether a job that failed with this code may succeed if run again.
+ * Admission refusals (`rate_limited`, `overloaded`) happen at the gateway
+ * before a job exists: the client retries them, never the queue.
+ */
 export function isRetryable(code: ErrorCode): boolean {
   switch (code) {
     case 'service_unavailable':
@@ -31,8 +39,12 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'invalid_image':
     case 'image_url_not_enabled':
     case 'unauthorized':
+    case 'forbidden':
     case 'not_found':
     case 'payload_too_large':
+    case 'rate_limited':
+    case 'overloaded':
+    case 'image_fetch_failed':
     case 'idempotency_conflict':
     case 'model_not_found':
     case 'model_load_failed':

@@ -34,6 +34,10 @@ export class RedisKeys {
   bull(): string {
     return `${this.prefix}:bull`;
   }
+  /** Image features of the vision encoder (cache Redis); `key` names image, model revision and dtype. */
+  features(key: string): string {
+    return `${this.prefix}:features:${key}`;
+  }
   /** Answer cache entry (lives in the cache Redis). */
   answer(cacheKey: string): string {
     return `${this.prefix}:answer:${cacheKey}`;
@@ -45,6 +49,14 @@ export class RedisKeys {
   /** Hash describing one worker: model, dtype, device, pid, started time. */
   worker(id: string): string {
     return `${this.prefix}:worker:${id}`;
+  }
+  /** Hash of model id → number of workers that failed to load it (they exit, so they report here). */
+  modelLoadFailures(): string {
+    return `${this.prefix}:model-load-failures`;
+  }
+  /** Ids of a tenant's most recent jobs, newest first (the console's job list). */
+  tenantJobs(tenant: string): string {
+    return `${this.prefix}:tenant-jobs:${tenant}`;
   }
   /** Pub/sub channel on which cancellations are broadcast to workers. */
   cancelChannel(): string {

@@ -16,7 +16,8 @@ export interface CacheKeyInput {
  */
 export function answerCacheKey(input: CacheKeyInput): string {
   const p = input.params;
-  const params = JSON.stringify([p.maxTokens, p.temperature, p.topP, p.seed ?? null, p.stop]);
+  // Every decoding parameter that changes the answer must be here, or two different requests share an answer.
+  const params = JSON.stringify([p.maxTokens, p.temperature, p.topP, p.seed ?? null, p.stop, p.presencePenalty ?? null, p.frequencyPenalty ?? null]);
   const fields = [
     'answer/v1',
     input.tenant,

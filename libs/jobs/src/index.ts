@@ -10,3 +10,4 @@ export * from './worker-registry';
 export * from './process-job';
 export * from './idempotency';
 export * from './submit';
+export * from './feature-store';

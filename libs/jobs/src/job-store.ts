@@ -53,6 +53,9 @@ redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return 1
 `);
 
+/** Jobs remembered per tenant for the console's list. */
+const RECENT_JOBS = 100;
+
 export interface JobRecord {
   id: string;
   tenant: string;
@@ -100,7 +103,19 @@ export class JobStore {
         job.createdAt,
       ],
     );
+    if (created === 1) {
+      // The tenant's recent jobs, for the console; a display list, so it need not be atomic with the record.
+      const recent = this.keys.tenantJobs(job.tenant);
+      await this.redis.multi().lpush(recent, job.id).ltrim(recent, 0, RECENT_JOBS - 1).expire(recent, this.ttlSeconds).exec();
+    }
     return created === 1;
+  }
+
+  /** The tenant's most recent jobs that still exist, newest first. */
+  async recent(tenant: string, limit: number): Promise<JobRecord[]> {
+    const ids = await this.redis.lrange(this.keys.tenantJobs(tenant), 0, Math.min(limit, RECENT_JOBS) - 1);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    return records.filter((r): r is JobRecord => r !== null && r.tenant === tenant);
   }
 
   /** Removes a record that never got a queue job (e.g. the enqueue was de-duplicated). */

@@ -87,6 +87,7 @@ export async function processInferenceJob(
       question: data.question,
       params: data.params,
       signal: attempt.signal,
+      ...(data.deadline !== undefined ? { deadline: data.deadline } : {}),
       onToken: (d) => writes.push(store.appendToken(data.id, d.index, d.text)),
     });
     await Promise.all(writes);
@@ -99,7 +100,16 @@ export async function processInferenceJob(
       usage: generated.usage,
       model: data.model,
       finishedAt,
-      timings: { queueMs: Math.max(0, startedAt - data.createdAt), inferenceMs: finishedAt - startedAt },
+      timings: {
+        queueMs: Math.max(0, startedAt - data.createdAt),
+        inferenceMs: finishedAt - startedAt,
+        preprocessMs: round(generated.timings.preprocessMs),
+        visionMs: round(generated.timings.visionMs),
+        prefillMs: round(generated.timings.prefillMs),
+        decodeMs: round(generated.timings.decodeMs),
+        // The engine's clock starts when the job reaches it; the caller cares about the whole wait.
+        ttftMs: round(generated.timings.ttftMs),
+      },
     };
     const cacheable = data.cacheKey !== null && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision;
     // A deterministic answer is the same whichever run stores it, so the cache write need not wait for the claim check.
@@ -124,3 +134,5 @@ function toFailure(e: unknown): JobFailure {
   const message = e instanceof Error ? e.message : String(e);
   return new JobFailure('transient', { code: 'internal', message });
 }
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;

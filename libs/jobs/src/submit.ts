@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult } from '@fastvlm/contracts';
+import { SpanKind, inSpan, traceCarrier } from '@fastvlm/observability';
 import type { AnswerCache, CacheLevel } from './answer-cache';
 import { answerCacheKey } from './cache-key';
 import { sha256Hex, type ImageStore } from './image-store';
@@ -38,6 +39,8 @@ export interface SubmitInput {
    * `async`: the caller gets a job of its own to poll, stream or cancel.
    */
   mode: 'sync' | 'async';
+  /** Milliseconds from acceptance after which the worker gives up on the job (`timeout`); none when absent. */
+  deadlineMs?: number;
   /** Id to use for a new job (async callers pre-allocate it for idempotency). */
   jobId?: string;
 }
@@ -69,7 +72,11 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
   const jobId = input.jobId ?? newJobId();
 
   if (cacheKey) {
-    const hit = await deps.answers.get(cacheKey);
+    const hit = await inSpan('cache.lookup', async (span) => {
+      const found = await deps.answers.get(cacheKey);
+      span.setAttribute('fastvlm.cache.result', found ? `hit-${found.level}` : 'miss');
+      return found;
+    });
     if (hit) {
       if (input.mode === 'sync') return { kind: 'cached', ...hit, cacheKey, jobId: null };
       await deps.store.create({ id: jobId, tenant: input.tenant, model: input.model, createdAt });
@@ -89,10 +96,16 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
     params: input.params,
     cacheKey,
     createdAt,
+    ...(input.deadlineMs !== undefined ? { deadline: createdAt + input.deadlineMs } : {}),
   };
   let carrier: string;
   try {
-    carrier = await deps.enqueue(data, input.mode === 'sync' && cacheKey ? { deduplicationId: cacheKey } : {});
+    // The job carries this span's context: the worker's spans become its children.
+    carrier = await inSpan('queue.enqueue', (span) => {
+      span.setAttribute('fastvlm.job.id', jobId);
+      const trace = traceCarrier();
+      return deps.enqueue(trace ? { ...data, trace } : data, input.mode === 'sync' && cacheKey ? { deduplicationId: cacheKey } : {});
+    }, { kind: SpanKind.PRODUCER });
   } catch (e) {
     await deps.store.discard(jobId).catch(() => undefined);
     throw e;

@@ -46,6 +46,17 @@ export class WorkerRegistry {
     await this.redis.multi().zrem(this.keys.workers(), id).del(this.keys.worker(id)).exec();
   }
 
+  /** Counts a worker that could not load `model`; such a worker exits, so the count lives here for the gateway's metrics. */
+  async recordLoadFailure(model: string): Promise<void> {
+    await this.redis.hincrby(this.keys.modelLoadFailures(), model, 1);
+  }
+
+  /** Model load failures so far, by model. */
+  async loadFailures(): Promise<Record<string, number>> {
+    const h = await this.redis.hgetall(this.keys.modelLoadFailures());
+    return Object.fromEntries(Object.entries(h).map(([model, n]) => [model, Number(n)]));
+  }
+
   /** Workers with a recent heartbeat, newest first. */
   async alive(now: number): Promise<WorkerInfo[]> {
     const ids = await this.redis.zrevrangebyscore(this.keys.workers(), '+inf', now - this.staleAfterMs);

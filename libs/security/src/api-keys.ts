@@ -1,55 +1,61 @@
-import { createHash } from 'node:crypto';
-import { AppError } from '@fastvlm/contracts';
+import { keyDigest } from './api-key-format';
+import { DEFAULT_SCOPES, parseScopes, type Scope } from './scopes';
+import { TENANT_PATTERN } from './tenant-settings';
 
-export interface Principal {
+export interface BootstrapKey {
   tenant: string;
-  /** Short, non-secret identifier of the key (for logs): the first 8 hex digits of its SHA-256. */
+  /** `boot_` + the first 8 hex digits of the key's SHA-256 (not secret). */
   keyId: string;
-}
-
-const TENANT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
+  scopes: readonly Scope[];
 }
 
 /**
- * Static API keys from `FASTVLM_API_KEYS` (`tenant:key,tenant:key`), the
- * development bootstrap. Keys are held only as SHA-256 digests and looked up
- * by digest: neither a memory dump nor comparison timing reveals a key.
+ * Keys from `FASTVLM_API_KEYS`, the development bootstrap:
+ * `tenant:key[:scope+scope]` entries separated by commas (keys at least 16
+ * characters, without `:` or `,`; scopes default to `infer+jobs:read`). They
+ * live in process memory as SHA-256 digests only, cannot be revoked through
+ * the API (remove them from the environment and restart), and need no Redis
+ * round trip to find.
  */
-export class StaticApiKeys {
-  private readonly byDigest = new Map<string, Principal>();
+export class BootstrapKeys {
+  private readonly byDigest = new Map<string, BootstrapKey>();
 
   constructor(spec: string) {
     for (const raw of spec.split(',')) {
       const entry = raw.trim();
       if (!entry) continue;
-      const colon = entry.indexOf(':');
-      const tenant = colon > 0 ? entry.slice(0, colon) : '';
-      const key = colon > 0 ? entry.slice(colon + 1) : '';
-      if (!TENANT.test(tenant) || key.length < 16) {
+      const first = entry.indexOf(':');
+      const second = first < 0 ? -1 : entry.indexOf(':', first + 1);
+      const tenant = first > 0 ? entry.slice(0, first) : '';
+      const key = first < 0 ? '' : second < 0 ? entry.slice(first + 1) : entry.slice(first + 1, second);
+      if (!TENANT_PATTERN.test(tenant) || key.length < 16) {
         throw new Error(
-          'FASTVLM_API_KEYS must be comma-separated tenant:key pairs; tenants are [A-Za-z0-9_.-] and keys at least 16 characters',
+          'FASTVLM_API_KEYS must be comma-separated tenant:key[:scopes] entries; tenants are [A-Za-z0-9_.-] and keys at least 16 characters',
         );
       }
-      const digest = sha256(key);
-      this.byDigest.set(digest.toString('hex'), { tenant, keyId: digest.toString('hex').slice(0, 8) });
+      let scopes: readonly Scope[] = DEFAULT_SCOPES;
+      if (second >= 0) {
+        try {
+          scopes = parseScopes(entry.slice(second + 1));
+        } catch (e) {
+          throw new Error(`FASTVLM_API_KEYS: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        }
+      }
+      const digest = keyDigest(key);
+      this.byDigest.set(digest, { tenant, keyId: `boot_${digest.slice(0, 8)}`, scopes });
     }
-    if (this.byDigest.size === 0) throw new Error('FASTVLM_API_KEYS holds no keys');
   }
 
   get size(): number {
     return this.byDigest.size;
   }
 
-  /** The principal for an `Authorization` header value, or an `unauthorized` AppError. */
-  authenticate(header: string | undefined): Principal {
-    if (!header) throw new AppError('unauthorized', 'Missing API key: send "Authorization: Bearer <key>".');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m?.[1]) throw new AppError('unauthorized', 'Malformed Authorization header: expected "Bearer <key>".');
-    const found = this.byDigest.get(sha256(m[1]).toString('hex'));
-    if (!found) throw new AppError('unauthorized', 'Invalid API key.');
-    return found;
+  find(digest: string): BootstrapKey | undefined {
+    return this.byDigest.get(digest);
+  }
+
+  /** For listings: what each bootstrap key is, without the key. */
+  list(): BootstrapKey[] {
+    return [...this.byDigest.values()];
   }
 }

@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import type { Principal } from '@fastvlm/security';
 import { ApiKeyGuard, Caller } from '../http/auth.guard';
 import { InferenceService } from '../inference/inference.service';
+import { RequireScope } from '../security/require-scope';
 import { completionId, toChatCompletion, type ChatCompletion } from './completion';
 import { parseChatBody } from './openai-request';
 import { streamCompletion } from './stream-completion';
@@ -13,6 +14,7 @@ export class ChatController {
   constructor(@Inject(InferenceService) private readonly inference: InferenceService) {}
 
   @Post('completions')
+  @RequireScope('infer')
   @HttpCode(200)
   async complete(@Caller() caller: Principal, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<ChatCompletion | undefined> {
     const req = parseChatBody(body);
@@ -29,7 +31,7 @@ export class ChatController {
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) aborted.abort();
     });
-    const result = await this.inference.result(outcome.jobId, outcome.cacheKey, aborted.signal);
+    const result = await this.inference.result(outcome.jobId, outcome.cacheKey, aborted.signal, outcome.reservation);
     void reply.header('x-cache', 'miss');
     return toChatCompletion(completionId(outcome.jobId), result);
   }

@@ -24,6 +24,8 @@ const ChatBody = z.object({
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   seed: z.number().int().min(0).max(2 ** 32 - 1).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
   stop: z.union([z.string(), z.array(z.string())]).nullish(),
   n: z.literal(1).nullish(),
   stream: z.boolean().nullish(),
@@ -39,6 +41,8 @@ export interface ChatRequest {
   params: DecodingParams;
   stream: boolean;
   includeUsage: boolean;
+  /** How errors name the question and image fields; JSON-body names when absent. */
+  fields?: { question: string; image: string };
 }
 
 /** Parses an OpenAI chat-completions body into one image + one question. */
@@ -89,6 +93,8 @@ function toParams(b: z.infer<typeof ChatBody>): DecodingParams {
     temperature: b.temperature ?? 0,
     topP: b.top_p ?? 1,
     ...(b.seed != null ? { seed: b.seed } : {}),
+    ...(b.presence_penalty ? { presencePenalty: b.presence_penalty } : {}),
+    ...(b.frequency_penalty ? { frequencyPenalty: b.frequency_penalty } : {}),
     stop,
   };
   const checked = DecodingParamsSchema.safeParse(params);

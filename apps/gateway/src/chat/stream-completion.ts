@@ -1,8 +1,8 @@
 import type { FastifyReply } from 'fastify';
-import type { SubmitOutcome } from '@fastvlm/jobs';
 import { toHttpError } from '../http/errors';
 import { SseWriter } from '../http/sse';
 import type { InferenceService } from '../inference/inference.service';
+import type { Admitted } from '../intake/request-gate';
 import { chunk, completionId, usageOf, type ChunkBase } from './completion';
 
 /**
@@ -13,7 +13,7 @@ import { chunk, completionId, usageOf, type ChunkBase } from './completion';
 export async function streamCompletion(
   inference: InferenceService,
   reply: FastifyReply,
-  outcome: SubmitOutcome,
+  outcome: Admitted,
   includeUsage: boolean,
 ): Promise<void> {
   const sse = new SseWriter(reply, { 'x-cache': outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss' });
@@ -38,6 +38,7 @@ export async function streamCompletion(
         const r = inference.finalOf(event);
         if (!r) continue;
         if (outcome.cacheKey) inference.remember(outcome.cacheKey, r);
+        inference.settle(outcome.reservation, r);
         sse.send(chunk(base, { delta: {}, finishReason: r.finishReason }, usageField));
         if (includeUsage) sse.send(chunk(base, null, usageOf(r)));
         break;

@@ -23,8 +23,10 @@ export class HealthController implements BeforeApplicationShutdown {
     @Inject(CONFIG) private readonly cfg: GatewayConfig,
   ) {}
 
-  beforeApplicationShutdown(): void {
+  async beforeApplicationShutdown(): Promise<void> {
     this.draining = true;
+    // Keep answering (not ready) while load balancers notice.
+    if (this.cfg.SHUTDOWN_GRACE_MS > 0) await new Promise((r) => setTimeout(r, this.cfg.SHUTDOWN_GRACE_MS));
   }
 
   @Get('live')

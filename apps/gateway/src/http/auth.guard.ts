@@ -1,18 +1,30 @@
 import { Inject, Injectable, createParamDecorator, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
-import type { Principal, StaticApiKeys } from '@fastvlm/security';
-import { API_KEYS } from '../infra/tokens';
+import { Reflector } from '@nestjs/core';
+import type { FastifyReply } from 'fastify';
+import { inSpan } from '@fastvlm/observability';
+import type { Principal, Scope } from '@fastvlm/security';
+import { AccessControl, type AuthedRequest } from '../security/access-control';
+import { REQUIRED_SCOPE } from '../security/require-scope';
 
-type AuthedRequest = FastifyRequest & { principal?: Principal };
-
-/** Authenticates `Authorization: Bearer <key>` and attaches the tenant to the request. */
+/**
+ * Authenticates `Authorization: Bearer <key>`, attaches the principal (tenant,
+ * key id, scopes, limits) and enforces the route's `@RequireScope`. Requests
+ * under /v1 were already authenticated and rate-limited by the onRequest hook,
+ * before their body was read; other routes are authenticated here.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  constructor(@Inject(API_KEYS) private readonly keys: StaticApiKeys) {}
+  constructor(
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(AccessControl) private readonly access: AccessControl,
+  ) {}
 
-  canActivate(ctx: ExecutionContext): boolean {
-    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
-    req.principal = this.keys.authenticate(req.headers.authorization);
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const http = ctx.switchToHttp();
+    const req = http.getRequest<AuthedRequest>();
+    const p = req.principal ?? (await inSpan('authenticate', () => this.access.admit(req, http.getResponse<FastifyReply>())));
+    const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE, [ctx.getHandler(), ctx.getClass()]);
+    if (scope) this.access.requireScope(req, p, scope);
     return true;
   }
 }

@@ -1,5 +1,7 @@
 import { AppError, isAppError, type ErrorCode } from '@fastvlm/contracts';
 import { isConnectionError } from '@fastvlm/jobs';
+import { LimitExceeded } from '@fastvlm/security';
+import { limitExceededHeaders } from '../limits/rate-limit-headers';
 
 export interface HttpError {
   status: number;
@@ -13,9 +15,12 @@ export function statusOf(code: ErrorCode): number {
     case 'invalid_request':
     case 'invalid_image':
     case 'image_url_not_enabled':
+    case 'image_fetch_failed':
       return 400;
     case 'unauthorized':
       return 401;
+    case 'forbidden':
+      return 403;
     case 'not_found':
     case 'model_not_found':
       return 404;
@@ -24,7 +29,10 @@ export function statusOf(code: ErrorCode): number {
       return 409;
     case 'payload_too_large':
       return 413;
+    case 'rate_limited':
+      return 429;
     case 'service_unavailable':
+    case 'overloaded':
       return 503;
     case 'timeout':
       return 504;
@@ -36,6 +44,8 @@ export function statusOf(code: ErrorCode): number {
 
 function typeOf(status: number): string {
   if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
   if (status === 404) return 'not_found_error';
   if (status === 409) return 'conflict_error';
   if (status === 503) return 'service_unavailable_error';
@@ -78,6 +88,7 @@ export function toHttpError(e: unknown): HttpError {
   const status = statusOf(err.code);
   const headers: Record<string, string> = {};
   if (status === 503) headers['retry-after'] = '5';
+  if (err instanceof LimitExceeded) Object.assign(headers, limitExceededHeaders(err));
   return {
     status,
     body: { error: { message: err.message, type: typeOf(status), code: err.code, param: err.param ?? null } },

@@ -1,15 +1,9 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger as createJsonLogger } from '@fastvlm/observability';
 
 export const LOGGER = Symbol('Logger');
 
-/** JSON logs; credentials and user content never reach them. */
+/** JSON logs with request and trace ids; credentials and user content never reach them. */
 export function createLogger(level: string): Logger {
-  return pino({
-    name: 'gateway',
-    level,
-    redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', '*.apiKey', 'question', '*.question'],
-      censor: '[redacted]',
-    },
-  });
+  return createJsonLogger({ name: 'gateway', level });
 }

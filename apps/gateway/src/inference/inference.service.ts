@@ -8,6 +8,7 @@ import {
   type JobEvent,
 } from '@fastvlm/contracts';
 import {
+  newJobId,
   submitInference,
   type AnswerCache,
   type EventHub,
@@ -17,10 +18,14 @@ import {
   type SubmitOutcome,
   type WorkerRegistry,
 } from '@fastvlm/jobs';
-import { checkImage, type Principal } from '@fastvlm/security';
+import { inSpan, type GatewayMetrics } from '@fastvlm/observability';
+import type { JobReservation, Principal } from '@fastvlm/security';
 import type { ImageSource } from '../chat/openai-request';
 import { CONFIG, type GatewayConfig } from '../config';
 import * as T from '../infra/tokens';
+import { CHAT_FIELDS, RequestGate, type Admitted, type InputFields } from '../intake/request-gate';
+import { cacheLookups } from '../metrics/cache-lookups';
+import { METRICS } from '../metrics/tokens';
 
 const SERVED_MODEL_TTL_MS = 2_000;
 
@@ -29,6 +34,8 @@ export interface InferenceInput {
   image: ImageSource;
   question: string;
   params: InferenceJobData['params'];
+  /** How errors name the question and image fields (JSON body by default). */
+  fields?: InputFields;
 }
 
 /** Gateway side of inference: admission, submission, and following a job to its end. */
@@ -44,6 +51,8 @@ export class InferenceService {
     @Inject(T.EVENT_HUB) private readonly hub: EventHub,
     @Inject(T.REGISTRY) private readonly registry: WorkerRegistry,
     @Inject(T.QUEUE) private readonly queue: Queue,
+    @Inject(METRICS) private readonly metrics: GatewayMetrics,
+    @Inject(RequestGate) private readonly gate: RequestGate,
   ) {}
 
   get modelId(): string {
@@ -51,29 +60,43 @@ export class InferenceService {
   }
 
   /** Validates the request, then answers from the cache or enqueues it. */
-  async submit(caller: Principal, input: InferenceInput, mode: 'sync' | 'async', jobId?: string): Promise<SubmitOutcome> {
+  async submit(caller: Principal, input: InferenceInput, mode: 'sync' | 'async', jobId?: string): Promise<Admitted> {
     if (input.model !== undefined && input.model !== this.cfg.FASTVLM_MODEL) {
       throw new AppError('model_not_found', `The model "${input.model}" is not served here; this cluster serves "${this.cfg.FASTVLM_MODEL}".`, 'model');
     }
-    if (Buffer.byteLength(input.question, 'utf8') > this.cfg.MAX_QUESTION_BYTES) {
-      throw new AppError('invalid_request', `The question is longer than ${this.cfg.MAX_QUESTION_BYTES} bytes.`, 'question');
+    const fields = input.fields ?? CHAT_FIELDS;
+    await inSpan('validate', () => this.gate.validate(caller, input, fields));
+    const id = jobId ?? newJobId();
+    const reservation = await this.gate.admit(caller, id, input.params.maxTokens);
+    let outcome: SubmitOutcome;
+    try {
+      const bytes = await this.gate.imageBytes(input.image, fields.image);
+      outcome = await submitInference(
+        {
+          store: this.store,
+          images: this.images,
+          answers: this.answers,
+          enqueue: (data, opts) => this.enqueue(data, opts.deduplicationId),
+          servedModel: () => this.servedModel(),
+          now: () => Date.now(),
+        },
+        {
+          tenant: caller.tenant,
+          model: this.cfg.FASTVLM_MODEL,
+          image: bytes,
+          question: input.question,
+          params: input.params,
+          mode,
+          jobId: id,
+          deadlineMs: this.cfg.JOB_DEADLINE_S * 1000,
+        },
+      );
+    } catch (e) {
+      await this.gate.release(reservation);
+      throw e;
     }
-    if (input.image.kind === 'url') {
-      throw new AppError('image_url_not_enabled', 'Fetching images from http(s) URLs is not enabled; send the image as a base64 data: URL.', 'image_url');
-    }
-    const bytes = input.image.bytes;
-    await checkImage(bytes, { maxBytes: this.cfg.MAX_IMAGE_BYTES, maxPixels: this.cfg.MAX_IMAGE_PIXELS, maxDimension: 16_384 });
-    return submitInference(
-      {
-        store: this.store,
-        images: this.images,
-        answers: this.answers,
-        enqueue: (data, opts) => this.enqueue(data, opts.deduplicationId),
-        servedModel: () => this.servedModel(),
-        now: () => Date.now(),
-      },
-      { tenant: caller.tenant, model: this.cfg.FASTVLM_MODEL, image: bytes, question: input.question, params: input.params, mode, ...(jobId ? { jobId } : {}) },
-    );
+    for (const [level, hit] of cacheLookups(outcome, this.cfg.ANSWER_CACHE_L1_BYTES > 0)) this.metrics.cacheLookup(level, hit);
+    return this.gate.finish(outcome, reservation);
   }
 
   /** Events of a job after `afterId`, ending with its final event. */
@@ -82,13 +105,14 @@ export class InferenceService {
   }
 
   /** Waits for the job's result; an `AppError` for failed, cancelled or timed-out jobs. */
-  async result(jobId: string, cacheKey: string | null, signal?: AbortSignal): Promise<InferenceResult> {
+  async result(jobId: string, cacheKey: string | null, signal?: AbortSignal, reservation: JobReservation | null = null): Promise<InferenceResult> {
     const deadline = AbortSignal.timeout(this.cfg.SYNC_TIMEOUT_MS);
     const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
     for await (const { event } of this.follow(jobId, '0', both)) {
       const r = this.finalOf(event);
       if (r) {
         if (cacheKey) this.answers.remember(cacheKey, r);
+        this.gate.settle(reservation, r);
         return r;
       }
     }
@@ -99,6 +123,11 @@ export class InferenceService {
   /** Keeps an answer this gateway saw in its in-process cache. */
   remember(cacheKey: string, result: InferenceResult): void {
     this.answers.remember(cacheKey, result);
+  }
+
+  /** A streamed sync answer arrived: gives back the tokens it reserved but did not generate. */
+  settle(reservation: JobReservation | null, result: InferenceResult): void {
+    this.gate.settle(reservation, result);
   }
 
   /** The result carried by a final event; throws for failures; null for other events. */

@@ -3,7 +3,6 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
-import { StaticApiKeys } from '@fastvlm/security';
 import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
 import * as T from './tokens';
@@ -65,11 +64,10 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
         return queue;
       },
     },
-    { provide: T.API_KEYS, inject: [CONFIG], useFactory: (c: C) => new StaticApiKeys(c.FASTVLM_API_KEYS) },
   ],
   exports: [
     T.REDIS, T.CACHE_REDIS, T.SUB_REDIS, T.KEYS, T.JOB_STORE, T.IMAGE_STORE, T.ANSWER_CACHE,
-    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE, T.API_KEYS,
+    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE,
   ],
 })
 export class InfraModule implements OnApplicationShutdown {

@@ -10,4 +10,3 @@ export const EVENT_HUB = Symbol('EventHub');
 export const IDEMPOTENCY = Symbol('IdempotencyKeys');
 export const REGISTRY = Symbol('WorkerRegistry');
 export const QUEUE = Symbol('InferenceQueue');
-export const API_KEYS = Symbol('ApiKeys');

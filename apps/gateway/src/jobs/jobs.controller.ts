@@ -10,6 +10,7 @@ import { toHttpError } from '../http/errors';
 import { SseWriter } from '../http/sse';
 import { IDEMPOTENCY, JOB_STORE } from '../infra/tokens';
 import { InferenceService } from '../inference/inference.service';
+import { RequireScope } from '../security/require-scope';
 import { toJobView, type JobView } from './job-view';
 import { readMultipartJob } from './multipart';
 
@@ -25,6 +26,7 @@ export class JobsController {
   ) {}
 
   @Post()
+  @RequireScope('infer')
   @HttpCode(202)
   async create(@Caller() caller: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<JobView> {
     const input: ChatRequest = req.isMultipart() ? await readMultipartJob(req) : parseChatBody(req.body);
@@ -50,11 +52,13 @@ export class JobsController {
   }
 
   @Get(':id')
+  @RequireScope('jobs:read')
   async get(@Caller() caller: Principal, @Param('id') id: string): Promise<JobView> {
     return toJobView(await this.owned(id, caller));
   }
 
   @Delete(':id')
+  @RequireScope('infer')
   async cancel(@Caller() caller: Principal, @Param('id') id: string): Promise<JobView> {
     await this.owned(id, caller);
     // Finished jobs keep their status: cancelling them is a no-op, not an error.
@@ -63,6 +67,7 @@ export class JobsController {
   }
 
   @Get(':id/events')
+  @RequireScope('jobs:read')
   async events(@Caller() caller: Principal, @Param('id') id: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     await this.owned(id, caller);
     const last = header(req, 'last-event-id') ?? '0';

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { AppError } from '@fastvlm/contracts';
 import type { ChatRequest } from '../chat/openai-request';
 import { parseChatBody } from '../chat/openai-request';
+import { FORM_FIELDS } from '../intake/request-gate';
 
 const FIELDS = new Set(['question', 'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'seed', 'stop']);
 
@@ -54,5 +55,5 @@ export async function readMultipartJob(req: FastifyRequest): Promise<ChatRequest
     seed: num('seed'),
     ...(fields.stop ? { stop: fields.stop } : {}),
   });
-  return { ...parsed, image: { kind: 'bytes', bytes: image } };
+  return { ...parsed, image: { kind: 'bytes', bytes: image }, fields: FORM_FIELDS };
 }

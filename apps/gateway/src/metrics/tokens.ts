@@ -1,0 +1,2 @@
+/** Injection token of this gateway's GatewayMetrics. */
+export const METRICS = Symbol('GatewayMetrics');

@@ -1,0 +1,91 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BlockList } from 'node:net';
+import { AppError, type RedisKeys } from '@fastvlm/contracts';
+import {
+  AuthError,
+  LimitExceeded,
+  inList,
+  normalizeClientIp,
+  parseCidrList,
+  type Authenticator,
+  type AuditLog,
+  type Principal,
+  type Scope,
+  type WindowLimiter,
+} from '@fastvlm/security';
+import { KEYS } from '../infra/tokens';
+import { rateLimitHeaders } from '../limits/rate-limit-headers';
+import { AUDIT_LOG, AUTHENTICATOR, WINDOW_LIMITER } from './tokens';
+
+export type AuthedRequest = FastifyRequest & { principal?: Principal };
+
+const MINUTE_MS = 60_000;
+
+/** `POST /v1/jobs/:id`: the route pattern, never the URL (which may hold ids or query strings). */
+export function routeOf(req: FastifyRequest): string {
+  return `${req.method} ${req.routeOptions.url ?? '(unmatched)'}`;
+}
+
+/**
+ * Who may call: authentication, the tenant's network allowlist, scopes, and
+ * the per-key and per-tenant request rates. Runs in an `onRequest` hook, so
+ * an unauthenticated or over-limit request is refused before its body is read.
+ */
+@Injectable()
+export class AccessControl {
+  private readonly allowlists = new Map<string, BlockList>();
+
+  constructor(
+    @Inject(AUTHENTICATOR) private readonly auth: Authenticator,
+    @Inject(WINDOW_LIMITER) private readonly limiter: WindowLimiter,
+    @Inject(AUDIT_LOG) private readonly audit: AuditLog,
+    @Inject(KEYS) private readonly keys: RedisKeys,
+  ) {}
+
+  async admit(req: AuthedRequest, reply: FastifyReply): Promise<Principal> {
+    const route = routeOf(req);
+    const ip = normalizeClientIp(req.ip);
+    let p: Principal;
+    try {
+      p = await this.auth.authenticate(req.headers.authorization);
+    } catch (e) {
+      if (e instanceof AuthError) this.audit.emit({ type: 'auth_failed', reason: e.reason, ip, route });
+      throw e;
+    }
+    if (p.settings.ipAllowlist.length > 0 && !inList(this.allowlist(p.settings.ipAllowlist), ip)) {
+      this.audit.emit({ type: 'forbidden', reason: 'ip_not_allowed', tenant: p.tenant, keyId: p.keyId, ip, route });
+      throw new AppError('forbidden', 'This API key may not be used from your network address.');
+    }
+    try {
+      const states = await this.limiter.consume([
+        { name: 'key_requests', key: `${this.keys.prefix}:rl:key:${p.keyId}`, cost: 1, max: p.settings.keyRequestsPerMinute, windowMs: MINUTE_MS },
+        { name: 'tenant_requests', key: `${this.keys.prefix}:rl:tenant:${p.tenant}`, cost: 1, max: p.settings.requestsPerMinute, windowMs: MINUTE_MS },
+      ]);
+      void reply.headers(rateLimitHeaders(states));
+    } catch (e) {
+      if (e instanceof LimitExceeded) this.audit.emit({ type: 'limit_hit', limit: e.state.name, tenant: p.tenant, keyId: p.keyId, ip, route });
+      throw e;
+    }
+    req.principal = p;
+    return p;
+  }
+
+  /** 403 unless the key holds `scope`. */
+  requireScope(req: FastifyRequest, p: Principal, scope: Scope): void {
+    if (p.scopes.includes(scope)) return;
+    this.audit.emit({ type: 'forbidden', reason: 'scope', tenant: p.tenant, keyId: p.keyId, ip: normalizeClientIp(req.ip), route: routeOf(req), scope });
+    throw new AppError('forbidden', `This API key lacks the "${scope}" scope this route needs.`);
+  }
+
+  private allowlist(entries: readonly string[]): BlockList {
+    const cacheKey = entries.join(',');
+    let list = this.allowlists.get(cacheKey);
+    if (!list) {
+      if (this.allowlists.size > 1_000) this.allowlists.clear();
+      list = parseCidrList(entries, 'ipAllowlist');
+      this.allowlists.set(cacheKey, list);
+    }
+    return list;
+  }
+}

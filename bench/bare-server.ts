@@ -1,0 +1,33 @@
+/**
+ * The baseline of bench:gateway: a bare Fastify server whose POST /v1/jobs
+ * only parses the JSON body and calls queue.add, on the same Redis and queue
+ * options as the gateway. Everything the gateway does beyond this
+ * (authentication, limits, validation, cache lookup, job records) is what the
+ * benchmark prices.
+ */
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import Fastify from 'fastify';
+import { Redis } from 'ioredis';
+
+const port = Number(process.argv[2]);
+const prefix = process.argv[3] ?? 'bench-bare';
+const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+const queue = new Queue('inference', {
+  connection: redis,
+  prefix: `${prefix}:bull`,
+  defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } },
+});
+const app = Fastify({ bodyLimit: 20 * 1024 * 1024, logger: false });
+
+app.post('/v1/jobs', async (req, reply) => {
+  const id = `job_${randomBytes(16).toString('base64url')}`;
+  await queue.add('chat', { id, body: req.body }, { jobId: id });
+  return reply.code(202).send({ id, object: 'job', status: 'queued' });
+});
+
+await app.listen({ port, host: '127.0.0.1' });
+process.stdout.write('bare server listening\n');
+process.on('SIGTERM', () => {
+  void app.close().then(() => queue.close()).then(() => process.exit(0));
+});

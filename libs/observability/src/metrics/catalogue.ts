@@ -1,0 +1,187 @@
+/**
+ * Every metric the apps export, in one place: the instruments are created from
+ * these definitions, the README's table and the dashboard/alert tests read
+ * them. Names follow vLLM and TGI (`vllm:time_to_first_token_seconds`,
+ * `tgi_batch_current_size`) with a `fastvlm_` prefix, and are written here as
+ * Prometheus shows them (counters end in `_total`).
+ */
+
+/** Seconds, from a few milliseconds (cache hits, a short queue) to ten minutes (a long answer behind a long queue). */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600] as const;
+/** Seconds between two output tokens: a GPU decodes in milliseconds, a busy CPU in hundreds. */
+export const TOKEN_INTERVAL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5] as const;
+/** Sequences decoded together. */
+export const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64] as const;
+
+export type PromType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricDef {
+  /** Name as scraped. */
+  readonly name: string;
+  readonly type: PromType;
+  readonly help: string;
+  readonly labels: readonly string[];
+  /** Which processes export it. */
+  readonly apps: readonly ('gateway' | 'worker')[];
+  readonly buckets?: readonly number[];
+}
+
+export const METRICS = {
+  requests: {
+    name: 'fastvlm_requests_total',
+    type: 'counter',
+    help: 'HTTP requests answered by the gateway, by route template, method and status code.',
+    labels: ['route', 'method', 'status'],
+    apps: ['gateway'],
+  },
+  requestDuration: {
+    name: 'fastvlm_request_duration_seconds',
+    type: 'histogram',
+    help: 'Time from receiving an HTTP request to the last byte of its answer (streams included), by route and method.',
+    labels: ['route', 'method'],
+    apps: ['gateway'],
+    buckets: LATENCY_BUCKETS,
+  },
+  queueDepth: {
+    name: 'fastvlm_queue_depth',
+    type: 'gauge',
+    help: 'Jobs in the inference queue by BullMQ state (wait, prioritized, delayed, active, failed, completed), read at scrape time.',
+    labels: ['state'],
+    apps: ['gateway'],
+  },
+  queueOldestWait: {
+    name: 'fastvlm_queue_oldest_wait_seconds',
+    type: 'gauge',
+    help: 'Age of the oldest job still waiting for a worker (0 when none waits), read at scrape time.',
+    labels: [],
+    apps: ['gateway'],
+  },
+  workersAlive: {
+    name: 'fastvlm_workers_alive',
+    type: 'gauge',
+    help: 'Workers with a recent heartbeat (model loaded and warmed), by model.',
+    labels: ['model'],
+    apps: ['gateway'],
+  },
+  cacheHits: {
+    name: 'fastvlm_cache_hits_total',
+    type: 'counter',
+    help: 'Cache lookups that found an entry, by level: answer_l1 (gateway memory), answer_l2 (Redis), vision (image features in the worker).',
+    labels: ['level'],
+    apps: ['gateway', 'worker'],
+  },
+  cacheMisses: {
+    name: 'fastvlm_cache_misses_total',
+    type: 'counter',
+    help: 'Cache lookups that found nothing, by level (answer_l1, answer_l2, vision).',
+    labels: ['level'],
+    apps: ['gateway', 'worker'],
+  },
+  rejections: {
+    name: 'fastvlm_rejections_total',
+    type: 'counter',
+    help: 'Requests the gateway refused, by reason (the error code: unauthorized, invalid_image, payload_too_large, ...).',
+    labels: ['reason'],
+    apps: ['gateway'],
+  },
+  modelLoadFailures: {
+    name: 'fastvlm_model_load_failures_total',
+    type: 'counter',
+    help: 'Workers that failed to load or warm their model, by model (reported through Redis, since such a worker exits).',
+    labels: ['model'],
+    apps: ['gateway'],
+  },
+  queueWait: {
+    name: 'fastvlm_queue_wait_seconds',
+    type: 'histogram',
+    help: 'Time from the gateway accepting a job to a worker starting it.',
+    labels: [],
+    apps: ['worker'],
+    buckets: LATENCY_BUCKETS,
+  },
+  timeToFirstToken: {
+    name: 'fastvlm_time_to_first_token_seconds',
+    type: 'histogram',
+    help: 'Time from the gateway accepting a job to its first generated token (queue wait included, as vLLM counts it).',
+    labels: [],
+    apps: ['worker'],
+    buckets: LATENCY_BUCKETS,
+  },
+  timePerOutputToken: {
+    name: 'fastvlm_time_per_output_token_seconds',
+    type: 'histogram',
+    help: 'Mean time between consecutive output tokens of one job (one observation per job with at least two tokens).',
+    labels: [],
+    apps: ['worker'],
+    buckets: TOKEN_INTERVAL_BUCKETS,
+  },
+  e2eLatency: {
+    name: 'fastvlm_e2e_request_latency_seconds',
+    type: 'histogram',
+    help: 'Time from the gateway accepting a job to the worker storing its answer, by finish reason.',
+    labels: ['finish_reason'],
+    apps: ['worker'],
+    buckets: LATENCY_BUCKETS,
+  },
+  batchSize: {
+    name: 'fastvlm_batch_size',
+    type: 'histogram',
+    help: 'Sequences in each decoder step of the engine (1 when requests run one at a time).',
+    labels: [],
+    apps: ['worker'],
+    buckets: BATCH_BUCKETS,
+  },
+  promptTokens: {
+    name: 'fastvlm_prompt_tokens_total',
+    type: 'counter',
+    help: 'Prompt tokens processed (image tokens included).',
+    labels: [],
+    apps: ['worker'],
+  },
+  generationTokens: {
+    name: 'fastvlm_generation_tokens_total',
+    type: 'counter',
+    help: 'Tokens generated.',
+    labels: [],
+    apps: ['worker'],
+  },
+  requestSuccess: {
+    name: 'fastvlm_request_success_total',
+    type: 'counter',
+    help: 'Jobs that finished with an answer, by finish reason (stop, length).',
+    labels: ['finish_reason'],
+    apps: ['worker'],
+  },
+  jobsFailed: {
+    name: 'fastvlm_jobs_failed_total',
+    type: 'counter',
+    help: 'Jobs that failed for good (no retry left, or an error retrying cannot fix), by reason (the error code).',
+    labels: ['reason'],
+    apps: ['worker'],
+  },
+  jobsRunning: {
+    name: 'fastvlm_jobs_running',
+    type: 'gauge',
+    help: 'Jobs this worker is running now.',
+    labels: [],
+    apps: ['worker'],
+  },
+  modelLoaded: {
+    name: 'fastvlm_model_loaded',
+    type: 'gauge',
+    help: '1 once the model is loaded and warmed up, 0 while the worker drains after SIGTERM (absent while it loads), with the model id and weight dtype.',
+    labels: ['model', 'dtype'],
+    apps: ['worker'],
+  },
+} as const satisfies Record<string, MetricDef>;
+
+export type MetricKey = keyof typeof METRICS;
+/** The label set a metric takes, checked at compile time. */
+export type LabelsOf<K extends MetricKey> = Record<(typeof METRICS)[K]['labels'][number], string>;
+
+/** Names of the metrics a given app exports. */
+export function metricNames(app?: 'gateway' | 'worker'): string[] {
+  return Object.values(METRICS)
+    .filter((m: MetricDef) => app === undefined || m.apps.includes(app))
+    .map((m) => m.name);
+}

@@ -1,0 +1,83 @@
+import { MetricsRegistry } from './registry';
+
+/** Cache levels, as the `level` label spells them. */
+export type CacheLevel = 'answer_l1' | 'answer_l2' | 'vision';
+
+export interface QueueSnapshot {
+  /** Jobs by BullMQ state. */
+  counts: Record<string, number>;
+  /** Seconds the oldest waiting job has waited; 0 when none waits. */
+  oldestWaitSeconds: number;
+}
+
+/** What the gateway measures. Scrape-time readers are registered by the app, which owns Redis. */
+export class GatewayMetrics {
+  readonly registry: MetricsRegistry;
+  private readonly requests;
+  private readonly duration;
+  private readonly hits;
+  private readonly misses;
+  private readonly rejections;
+
+  constructor(onError?: (err: unknown) => void) {
+    this.registry = new MetricsRegistry('fastvlm-gateway', onError);
+    this.requests = this.registry.counter('requests');
+    this.duration = this.registry.histogram('requestDuration');
+    this.hits = this.registry.counter('cacheHits');
+    this.misses = this.registry.counter('cacheMisses');
+    this.rejections = this.registry.counter('rejections');
+    // Series that exist from the start make rate() and hit ratios defined before the first lookup.
+    for (const level of ['answer_l1', 'answer_l2'] as const) {
+      this.hits(0, { level });
+      this.misses(0, { level });
+    }
+  }
+
+  /** One answered HTTP request; `route` is the route template (bounded), never the raw URL. */
+  httpRequest(route: string, method: string, status: number, seconds: number): void {
+    this.requests(1, { route, method, status: String(status) });
+    this.duration(seconds, { route, method });
+  }
+
+  cacheLookup(level: CacheLevel, hit: boolean): void {
+    (hit ? this.hits : this.misses)(1, { level });
+  }
+
+  rejected(reason: string): void {
+    this.rejections(1, { reason });
+  }
+
+  observeQueue(read: () => Promise<QueueSnapshot>): void {
+    // Both gauges come from one read per scrape: the collector calls every
+    // callback before any of them settles, so they share the pending read.
+    let pending: Promise<QueueSnapshot> | null = null;
+    const once = (): Promise<QueueSnapshot> => {
+      pending ??= read().finally(() => {
+        pending = null;
+      });
+      return pending;
+    };
+    this.registry.observeGauge('queueDepth', async (emit) => {
+      for (const [state, n] of Object.entries((await once()).counts)) emit(n, { state });
+    });
+    this.registry.observeGauge('queueOldestWait', async (emit) => emit((await once()).oldestWaitSeconds, {}));
+  }
+
+  /** Live workers by model. */
+  observeWorkers(read: () => Promise<Record<string, number>>): void {
+    this.registry.observeGauge('workersAlive', async (emit) => {
+      for (const [model, n] of Object.entries(await read())) emit(n, { model });
+    });
+  }
+
+  /** Model load failures reported by workers, by model. */
+  observeModelLoadFailures(read: () => Promise<Record<string, number>>): void {
+    this.registry.observeCounter('modelLoadFailures', async (emit) => {
+      for (const [model, n] of Object.entries(await read())) emit(n, { model });
+    });
+  }
+
+  scrape(): Promise<string> {
+    return this.registry.scrape();
+  }
+}

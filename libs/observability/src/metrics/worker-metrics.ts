@@ -1,0 +1,93 @@
+import type { FinishReason, Usage } from '@fastvlm/contracts';
+import { MetricsRegistry } from './registry';
+
+export interface VisionCacheCounts {
+  hits: number;
+  misses: number;
+}
+
+/** What a worker measures about its jobs and its engine. */
+export class WorkerMetrics {
+  readonly registry: MetricsRegistry;
+  private readonly queueWait;
+  private readonly ttft;
+  private readonly tpot;
+  private readonly e2e;
+  private readonly batch;
+  private readonly promptTokens;
+  private readonly generationTokens;
+  private readonly success;
+  private readonly failed;
+  private readonly running;
+  private model: { model: string; dtype: string; loaded: boolean } | null = null;
+
+  constructor(onError?: (err: unknown) => void) {
+    this.registry = new MetricsRegistry('fastvlm-worker', onError);
+    this.queueWait = this.registry.histogram('queueWait');
+    this.ttft = this.registry.histogram('timeToFirstToken');
+    this.tpot = this.registry.histogram('timePerOutputToken');
+    this.e2e = this.registry.histogram('e2eLatency');
+    this.batch = this.registry.histogram('batchSize');
+    this.promptTokens = this.registry.counter('promptTokens');
+    this.generationTokens = this.registry.counter('generationTokens');
+    this.success = this.registry.counter('requestSuccess');
+    this.failed = this.registry.counter('jobsFailed');
+    this.running = this.registry.upDown('jobsRunning');
+    // Series that exist from the start make rate() defined before the first job.
+    this.running(0, {});
+    this.promptTokens(0, {});
+    this.generationTokens(0, {});
+    this.registry.observeGauge('modelLoaded', (emit) => {
+      if (this.model) emit(this.model.loaded ? 1 : 0, { model: this.model.model, dtype: this.model.dtype });
+    });
+  }
+
+  /** The model this worker serves, and whether it is loaded, warmed and taking jobs. */
+  setModel(model: string, dtype: string, loaded: boolean): void {
+    this.model = { model, dtype, loaded };
+  }
+
+  jobStarted(queueWaitSeconds: number): void {
+    this.queueWait(Math.max(0, queueWaitSeconds), {});
+    this.running(1, {});
+  }
+
+  jobEnded(): void {
+    this.running(-1, {});
+  }
+
+  firstToken(secondsSinceAccepted: number): void {
+    this.ttft(Math.max(0, secondsSinceAccepted), {});
+  }
+
+  meanTokenInterval(seconds: number): void {
+    this.tpot(seconds, {});
+  }
+
+  succeeded(finishReason: FinishReason, secondsSinceAccepted: number, usage: Usage): void {
+    this.success(1, { finish_reason: finishReason });
+    this.e2e(Math.max(0, secondsSinceAccepted), { finish_reason: finishReason });
+    this.promptTokens(usage.promptTokens, {});
+    this.generationTokens(usage.completionTokens, {});
+  }
+
+  /** A job failed for good (not a retried attempt). */
+  jobFailed(reason: string): void {
+    this.failed(1, { reason });
+  }
+
+  /** One decoder step over `rows` sequences. */
+  batchStep(rows: number): void {
+    this.batch(rows, {});
+  }
+
+  /** The engine's own vision-cache counters, read at scrape time. */
+  observeVisionCache(read: () => VisionCacheCounts): void {
+    this.registry.observeCounter('cacheHits', (emit) => emit(read().hits, { level: 'vision' }));
+    this.registry.observeCounter('cacheMisses', (emit) => emit(read().misses, { level: 'vision' }));
+  }
+
+  scrape(): Promise<string> {
+    return this.registry.scrape();
+  }
+}

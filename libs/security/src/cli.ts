@@ -1,0 +1,28 @@
+import { Redis } from 'ioredis';
+import { AuditLog } from './audit-log';
+import { loadCliConfig } from './cli-config';
+import { ApiKeyStore } from './key-store';
+import { runKeysCli } from './keys-cli';
+
+/** `npm run keys -- create|list|revoke …`: manages API keys in Redis. */
+async function main(): Promise<number> {
+  const cfg = loadCliConfig();
+  const redis = new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 5000 });
+  try {
+    return await runKeysCli(process.argv.slice(2), {
+      store: new ApiKeyStore(redis, cfg.FASTVLM_REDIS_PREFIX),
+      audit: new AuditLog(redis, cfg.FASTVLM_REDIS_PREFIX),
+      out: (line) => console.log(line),
+    });
+  } finally {
+    redis.disconnect();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis';
+import { AppError } from '@fastvlm/contracts';
+import { LuaScript } from '@fastvlm/jobs';
+import { LimitExceeded, type LimitState } from './limit-error';
+import type { TenantSettings } from './tenant-settings';
+
+/**
+ * Admits one job for a tenant, atomically across gateway pods:
+ * - tokens: the job reserves its `max_tokens` in the tenant's tokens-per-window counter;
+ * - in flight / queued: the tenant's unfinished jobs live in a sorted set
+ *   (score = admission time). Counting is O(1) while the set is below both
+ *   caps; at a cap, finished, failed, cancelled and expired jobs are pruned
+ *   by reading each job's status, so no writer has to remember to decrement.
+ *   A member without a job record yet counts as queued for `grace` ms (its
+ *   record is being written).
+ *
+ * KEYS: tokens counter, jobs set.
+ * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, job key prefix, grace ms, set ttl ms.
+ */
+const ADMIT = new LuaScript(`
+local cost, maxT, win = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+local fresh = false
+if ttl < 0 then used = 0; ttl = win; fresh = true end
+if used + cost > maxT then return {0, 'tenant_tokens', used, ttl} end
+local maxIn, maxQ = tonumber(ARGV[6]), tonumber(ARGV[7])
+local live = redis.call('ZCARD', KEYS[2])
+local queued = live
+if live >= math.min(maxIn, maxQ) then
+  local now, grace = tonumber(ARGV[5]), tonumber(ARGV[9])
+  local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  live, queued = 0, 0
+  for i = 1, #members, 2 do
+    local id, at = members[i], tonumber(members[i + 1])
+    local st = redis.call('HGET', ARGV[8] .. id, 'status')
+    if st == 'queued' then live = live + 1; queued = queued + 1
+    elseif st == 'running' then live = live + 1
+    elseif (not st) and at > now - grace then live = live + 1; queued = queued + 1
+    else redis.call('ZREM', KEYS[2], id) end
+  end
+  if live >= maxIn then return {0, 'tenant_in_flight', live, 0} end
+  if queued >= maxQ then return {0, 'tenant_queued', queued, 0} end
+end
+if fresh then redis.call('SET', KEYS[1], cost, 'PX', win) else redis.call('INCRBY', KEYS[1], cost) end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[10])
+return {1, '', used + cost, ttl, live + 1, queued + 1}
+`);
+
+const REFUND = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('DECRBY', KEYS[1], ARGV[1])
+if v < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+return 1
+`);
+
+export interface JobQuotaOptions {
+  /** Length of the tokens window. Default 60 000 ms. */
+  windowMs?: number;
+  /** How long a reserved job without a record still counts. Default 30 000 ms. */
+  graceMs?: number;
+  /** Lifetime of an idle tenant's job set; should outlast the longest job. Default one day. */
+  setTtlMs?: number;
+  /** How long a client should wait after meeting an in-flight or queued cap. Default 2 000 ms. */
+  busyRetryMs?: number;
+}
+
+/** A job's admission: what to give back if it never runs, or runs shorter than reserved. */
+export interface JobReservation {
+  tenant: string;
+  jobId: string;
+  tokens: number;
+}
+
+export class JobQuota {
+  private readonly windowMs: number;
+  private readonly graceMs: number;
+  private readonly setTtlMs: number;
+  private readonly busyRetryMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** Prefix of job record keys (`RedisKeys.job('')`): the script reads their `status`. */
+    private readonly jobKeyPrefix: string,
+    opts: JobQuotaOptions = {},
+  ) {
+    this.windowMs = opts.windowMs ?? 60_000;
+    this.graceMs = opts.graceMs ?? 30_000;
+    this.setTtlMs = opts.setTtlMs ?? 86_400_000;
+    this.busyRetryMs = opts.busyRetryMs ?? 2_000;
+  }
+
+  tokensKey(tenant: string): string {
+    return `${this.prefix}:rl:tokens:${tenant}`;
+  }
+  jobsKey(tenant: string): string {
+    return `${this.prefix}:jobs-of:${tenant}`;
+  }
+
+  /** Reserves tokens and a job slot, or throws: `LimitExceeded` (429), or `invalid_request` for a max_tokens that can never fit. */
+  async admit(tenant: string, jobId: string, tokens: number, s: TenantSettings, now: number): Promise<{ reservation: JobReservation; states: LimitState[] }> {
+    if (tokens > s.tokensPerMinute) {
+      throw new AppError('invalid_request', `max_tokens ${tokens} is more than your limit of ${s.tokensPerMinute} generated tokens per minute.`, 'max_tokens');
+    }
+    const r = (await ADMIT.run(
+      this.redis,
+      [this.tokensKey(tenant), this.jobsKey(tenant)],
+      [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.jobKeyPrefix, this.graceMs, this.setTtlMs],
+    )) as [number, string, number, number, number?, number?];
+    const [ok, which, a, b] = r;
+    if (ok === 1) {
+      const states: LimitState[] = [
+        { name: 'tenant_tokens', limit: s.tokensPerMinute, remaining: Math.max(0, s.tokensPerMinute - a), resetMs: b },
+        { name: 'tenant_in_flight', limit: s.maxInFlightJobs, remaining: Math.max(0, s.maxInFlightJobs - (r[4] ?? 0)), resetMs: 0 },
+      ];
+      return { reservation: { tenant, jobId, tokens }, states };
+    }
+    switch (which) {
+      case 'tenant_tokens':
+        throw new LimitExceeded(
+          'rate_limited',
+          `Your organisation's limit of ${s.tokensPerMinute} generated tokens per minute is used up (each request reserves its max_tokens); retry after the Retry-After delay or lower max_tokens.`,
+          { name: 'tenant_tokens', limit: s.tokensPerMinute, remaining: Math.max(0, s.tokensPerMinute - a), resetMs: b },
+          b,
+        );
+      case 'tenant_in_flight':
+        throw new LimitExceeded(
+          'rate_limited',
+          `Your organisation already has ${a} unfinished jobs, its limit; retry when some have finished.`,
+          { name: 'tenant_in_flight', limit: s.maxInFlightJobs, remaining: 0, resetMs: 0 },
+          this.busyRetryMs,
+        );
+      default:
+        throw new LimitExceeded(
+          'rate_limited',
+          `Your organisation already has ${a} jobs waiting for a worker, its limit; retry when some have started.`,
+          { name: 'tenant_queued', limit: s.maxQueuedJobs, remaining: 0, resetMs: 0 },
+          this.busyRetryMs,
+        );
+    }
+  }
+
+  /** Frees the slot of a job that was never enqueued (or de-duplicated, or answered from the cache). */
+  async releaseSlot(r: JobReservation): Promise<void> {
+    await this.redis.zrem(this.jobsKey(r.tenant), r.jobId);
+  }
+
+  /** Gives back reserved tokens that were not generated (while their window still runs). */
+  async refundTokens(r: JobReservation, units: number): Promise<void> {
+    const n = Math.min(r.tokens, Math.max(0, Math.floor(units)));
+    if (n > 0) await REFUND.run(this.redis, [this.tokensKey(r.tenant)], [n]);
+  }
+}

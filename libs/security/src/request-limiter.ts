@@ -1,0 +1,79 @@
+import type { Redis } from 'ioredis';
+import { LuaScript } from '@fastvlm/jobs';
+import { LimitExceeded, type LimitName, type LimitState } from './limit-error';
+
+export interface WindowLimit {
+  name: LimitName;
+  key: string;
+  /** Units this request takes (1 for a request, max_tokens for tokens). */
+  cost: number;
+  max: number;
+  windowMs: number;
+}
+
+/**
+ * Fixed windows that start with their first use (as rate-limiter-flexible's
+ * Redis limiter does), checked all-or-nothing in one script: a request
+ * refused by one limit takes nothing from the others, and every gateway pod
+ * shares the counters. Within one window at most `max` units pass.
+ *
+ * KEYS: counters. ARGV: cost, max, window ms for each counter.
+ * Reply: {1, used_1, pttl_1, …} or {0, index, used, pttl} for the first limit that refuses.
+ */
+const CONSUME = new LuaScript(`
+local n = #KEYS
+local used, ttl, fresh = {}, {}, {}
+for i = 1, n do
+  local cost, max, win = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local u = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local t = redis.call('PTTL', KEYS[i])
+  if t < 0 then u = 0; t = win; fresh[i] = true end
+  if u + cost > max then return {0, i, u, t} end
+  used[i] = u; ttl[i] = t
+end
+local out = {1}
+for i = 1, n do
+  local cost, win = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i])
+  if fresh[i] then redis.call('SET', KEYS[i], cost, 'PX', win) else redis.call('INCRBY', KEYS[i], cost) end
+  out[#out + 1] = used[i] + cost
+  out[#out + 1] = ttl[i]
+end
+return out
+`);
+
+export class WindowLimiter {
+  constructor(private readonly redis: Redis) {}
+
+  /** Takes `cost` from every limit, or throws `LimitExceeded` (429) for the first one that cannot give it. */
+  async consume(limits: readonly WindowLimit[]): Promise<LimitState[]> {
+    if (limits.length === 0) return [];
+    const args: number[] = [];
+    for (const l of limits) args.push(l.cost, l.max, l.windowMs);
+    const r = (await CONSUME.run(this.redis, limits.map((l) => l.key), args)) as number[];
+    if (r[0] === 1) {
+      return limits.map((l, i) => ({ name: l.name, limit: l.max, remaining: Math.max(0, l.max - (r[1 + 2 * i] ?? 0)), resetMs: r[2 + 2 * i] ?? l.windowMs }));
+    }
+    const l = limits[(r[1] ?? 1) - 1] as WindowLimit;
+    const used = r[2] ?? l.max;
+    const resetMs = r[3] ?? l.windowMs;
+    const state: LimitState = { name: l.name, limit: l.max, remaining: Math.max(0, l.max - used), resetMs };
+    throw new LimitExceeded('rate_limited', limitMessage(l), state, resetMs);
+  }
+
+}
+
+function limitMessage(l: WindowLimit): string {
+  const per = `${Math.round(l.windowMs / 1000)} s`;
+  switch (l.name) {
+    case 'key_requests':
+      return `This API key's rate limit of ${l.max} requests per ${per} is used up; retry after the Retry-After delay.`;
+    case 'tenant_requests':
+      return `Your organisation's rate limit of ${l.max} requests per ${per} is used up; retry after the Retry-After delay.`;
+    case 'tenant_tokens':
+      return `Your organisation's limit of ${l.max} generated tokens per ${per} is used up (each request reserves its max_tokens); retry later or lower max_tokens.`;
+    case 'tenant_in_flight':
+    case 'tenant_queued':
+    case 'global_backlog':
+      return `Limit ${l.name} reached.`;
+  }
+}

@@ -1,0 +1,189 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, chatBody, png, postJson } from '../support/requests';
+import { API_KEYS, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
+
+/** Debian's chromium package (installed by .ci/run), driven over CDP by playwright-core. */
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const STREAM_TIMEOUT_MS = 60_000;
+
+interface Completion {
+  choices: { message: { content: string } }[];
+  usage: { completion_tokens: number };
+}
+
+/** Records every text the answer shows while it streams (page scripts run in the browser, hence a string). */
+const WATCH_ANSWER = `(() => {
+  const out = document.getElementById('answer');
+  window.__answerStates = [];
+  new MutationObserver(() => window.__answerStates.push(out.textContent)).observe(out, { childList: true, characterData: true, subtree: true });
+})()`;
+
+describe('web console at /console in headless Chromium', () => {
+  const prefix = uniquePrefix();
+  let gw: GatewayHandle;
+  let worker: WorkerProcess;
+  let browser: Browser;
+  let image: Buffer;
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    [gw, worker, image, browser] = await Promise.all([
+      startGateway(prefix),
+      startWorker(prefix),
+      png(96, 72, 31),
+      chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
+    ]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await gw?.close();
+    if (worker) await stopWorker(worker);
+    await cleanupPrefix(prefix);
+  });
+
+  /** Errors the page reported (script errors, failed loads), checked before each page closes. */
+  const pageErrors = new Map<Page, string[]>();
+
+  async function open(context: BrowserContext, view: 'playground' | 'cluster' = 'playground'): Promise<Page> {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    pageErrors.set(page, errors);
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    const res = await page.goto(`${gw.url}/console/#${view}`);
+    expect(res?.status()).toBe(200);
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
+    // Typing the key and pressing Enter stores it for this tab only.
+    await page.locator('#api-key').fill(API_KEYS.acme);
+    await page.locator('#api-key').press('Enter');
+    await expectText(page, '#key-status', /Key set/);
+    expect(await page.evaluate(`sessionStorage.getItem('fastvlm.apiKey')`)).toBe(API_KEYS.acme);
+    expect(await page.evaluate('localStorage.length')).toBe(0);
+    return page;
+  }
+
+  async function expectText(page: Page, selector: string, pattern: RegExp): Promise<void> {
+    await page.locator(selector).filter({ hasText: pattern }).first().waitFor({ timeout: STREAM_TIMEOUT_MS });
+  }
+
+  /** Asks and waits for the end of the stream; returns the final text and every intermediate one. */
+  async function ask(page: Page, question: string, maxTokens: number): Promise<{ text: string; states: string[] }> {
+    await page.locator('#question').fill(question);
+    await page.locator('#max-tokens').fill(String(maxTokens));
+    await page.evaluate(WATCH_ANSWER);
+    await page.locator('#ask').press('Enter');
+    await page.locator('#answer[data-state="done"]').waitFor({ timeout: STREAM_TIMEOUT_MS });
+    const states = await page.evaluate<string[]>('window.__answerStates');
+    return { text: (await page.locator('#answer').textContent()) ?? '', states };
+  }
+
+  it('playground: keyboard-chosen image, streamed answer equal to the API answer, with TTFT, tokens/s and usage', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await open(context);
+      // Keyboard only: focus the drop zone and press Enter to open the file chooser.
+      await page.locator('#drop-zone').focus();
+      const chooser = page.waitForEvent('filechooser');
+      // A round trip after subscribing: the browser intercepts the chooser before the key is pressed.
+      await page.evaluate('0');
+      await page.keyboard.press('Enter');
+      await (await chooser).setFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: image });
+      await page.locator('#preview:not([hidden])').waitFor();
+      await expectText(page, '#image-name', /gradient\.png/);
+
+      const question = 'What do you see in this picture?';
+      const { text, states } = await ask(page, question, 24);
+      expect(text.length).toBeGreaterThan(0);
+      // Token by token: several growing prefixes of the final text were on screen.
+      const distinct = [...new Set(states.filter((s) => s.length > 0))];
+      expect(distinct.length).toBeGreaterThan(3);
+      for (const s of distinct) expect(text.startsWith(s)).toBe(true);
+
+      // The same request through the API, for another tenant (so the cache cannot answer it), gives the same text.
+      const res = await postJson(`${gw.url}/v1/chat/completions`, chatBody(image, question, { max_tokens: 24 }), auth('globex'));
+      expect(res.headers.get('x-cache')).toBe('miss');
+      const api = (await res.json()) as Completion;
+      expect(text).toBe(api.choices[0]?.message.content);
+
+      await expectText(page, '#stat-ttft', /\d+(\.\d+)? (ms|s)$/);
+      expect(await page.locator('#stat-tps').textContent()).toMatch(/^\d+(\.\d+)?$/);
+      expect(await page.locator('#stat-completion').textContent()).toBe(String(api.usage.completion_tokens));
+      expect(Number(await page.locator('#stat-prompt').textContent())).toBeGreaterThan(16);
+      expect(await page.locator('#stat-cache').textContent()).toBe('miss');
+      expect(await page.locator('#stat-job').textContent()).toMatch(/^job_[A-Za-z0-9_-]+$/);
+      await page.screenshot({ path: join(ARTIFACTS, 'console-playground.png'), fullPage: true });
+
+      // The cluster view lists this job of the key's tenant as succeeded, with the live queue and the worker.
+      const jobId = (await page.locator('#stat-job').textContent()) ?? '';
+      await page.locator('#nav-cluster').press('Enter');
+      expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('h-cluster');
+      await page.locator(`#jobs tr[data-job-id="${jobId}"] .status.succeeded`).waitFor({ timeout: 10_000 });
+      await expectText(page, '#workers', /tiny-random/);
+      await expectText(page, '#queue-cards [data-state="completed"] dd', /^[1-9]\d*$/);
+      // Traffic while the view polls moves its charts (the second poll gives the first interval).
+      await until('the charts to show the traffic', async () => {
+        await postJson(`${gw.url}/v1/chat/completions`, chatBody(image, `traffic ${Date.now()}`, { max_tokens: 4 }));
+        // Both legends of one render, read together.
+        const [latency = '', throughput = ''] = await page.evaluate<string[]>(
+          `['chart-latency-text', 'chart-throughput-text'].map((id) => document.getElementById(id).textContent)`,
+        );
+        return /p50: \d/.test(latency) && Number(/this gateway\): ([\d.]+)/.exec(throughput)?.[1]) > 0;
+      });
+      await page.locator('#chart-throughput polyline').first().waitFor({ state: 'attached', timeout: 10_000 });
+      await page.screenshot({ path: join(ARTIFACTS, 'console-cluster.png'), fullPage: true });
+      expect(pageErrors.get(page)).toEqual([]);
+      await page.close();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('on a phone-sized screen: a dropped image, a streamed answer, and both views without sideways scrolling', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    try {
+      const page = await open(context);
+      const dropped = await page.evaluateHandle(`(() => {
+        const bytes = Uint8Array.from(atob('${image.toString('base64')}'), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+        return dt;
+      })()`);
+      await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer: dropped });
+      await expectText(page, '#image-name', /dropped\.png/);
+      const { text } = await ask(page, 'Describe it briefly.', 8);
+      expect(text.length).toBeGreaterThan(0);
+      const fits = 'document.documentElement.scrollWidth <= window.innerWidth';
+      expect(await page.evaluate(fits)).toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, 'console-playground-phone.png'), fullPage: true });
+
+      await page.locator('#nav-cluster').click();
+      await page.locator('#jobs tbody tr[data-job-id]').first().waitFor({ timeout: 10_000 });
+      await expectText(page, '#chart-latency-text', /p50/);
+      expect(await page.evaluate(fits)).toBe(true);
+      await page.screenshot({ path: join(ARTIFACTS, 'console-cluster-phone.png'), fullPage: true });
+      expect(pageErrors.get(page)).toEqual([]);
+      await page.close();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('says what is wrong with a bad key instead of failing silently', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${gw.url}/console/#cluster`);
+      await page.locator('#api-key').fill('not-a-valid-key-0000000000');
+      await page.locator('#api-key').press('Enter');
+      await expectText(page, '#cluster-status', /Could not read the cluster/);
+    } finally {
+      await context.close();
+    }
+  });
+});

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatBody, png, postJson } from '../support/requests';
+import { cleanupPrefix, uniquePrefix } from '../support/stack';
+import { bearer, createKey, leaksIn, startGatewayProcess, type GatewayProcess } from './support/gateways';
+
+/** Fires all requests at once, spread over the gateways; returns the statuses. */
+async function burst(gateways: GatewayProcess[], n: number, send: (url: string, i: number) => Promise<Response>): Promise<number[]> {
+  const responses = await Promise.all(Array.from({ length: n }, (_, i) => send((gateways[i % gateways.length] as GatewayProcess).url, i)));
+  return Promise.all(responses.map(async (r) => {
+    await r.arrayBuffer();
+    return r.status;
+  }));
+}
+
+const count = (statuses: number[], status: number): number => statuses.filter((s) => s === status).length;
+
+describe('limits shared by three gateway processes through Redis', () => {
+  const prefix = uniquePrefix();
+  const N = 40;
+  let gateways: GatewayProcess[] = [];
+  let image: Buffer;
+  const keys: string[] = [];
+
+  beforeAll(async () => {
+    const env = { RATE_LIMIT_KEY_RPM: String(N), RATE_LIMIT_TENANT_RPM: String(2 * N), TENANT_MAX_QUEUED_JOBS: '5', TENANT_MAX_INFLIGHT_JOBS: '5' };
+    [gateways, image] = await Promise.all([Promise.all([0, 1, 2].map(() => startGatewayProcess(prefix, env))), png(16, 16, 11)]);
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    await cleanupPrefix(prefix);
+  });
+
+  it(`admit exactly N requests of one key per window for a limit of N (N = ${N}), the rest 429`, async () => {
+    const { key } = await createKey(prefix, 'burst', ['infer', 'jobs:read']);
+    keys.push(key);
+    const statuses = await burst(gateways, 5 * N, (url) => fetch(`${url}/v1/models`, { headers: bearer(key) }));
+    expect(count(statuses, 200)).toBe(N);
+    expect(count(statuses, 429)).toBe(4 * N);
+  });
+
+  it('admit exactly the tenant limit across several keys of one tenant', async () => {
+    const ks = await Promise.all([0, 1, 2, 3].map(() => createKey(prefix, 'team', ['infer'])));
+    keys.push(...ks.map((k) => k.key));
+    const statuses = await burst(gateways, 4 * N, (url, i) => fetch(`${url}/v1/models`, { headers: bearer((ks[i % ks.length] as { key: string }).key) }));
+    expect(count(statuses, 200)).toBe(2 * N);
+    expect(count(statuses, 429)).toBe(2 * N);
+  });
+
+  it("admit exactly a tenant's queued-jobs cap from concurrent submissions on all gateways", async () => {
+    const { key } = await createKey(prefix, 'jobs', ['infer']);
+    keys.push(key);
+    const statuses = await burst(gateways, 30, (url, i) => postJson(`${url}/v1/jobs`, chatBody(image, `burst question number ${i}`), bearer(key)));
+    expect(count(statuses, 202)).toBe(5);
+    expect(count(statuses, 429)).toBe(25);
+  });
+
+  it('leaves no key, Authorization header or question text in any gateway log', () => {
+    const logs = gateways.map((g) => g.output()).join('\n');
+    expect(logs).toContain('"request"');
+    expect(leaksIn(logs, { keys, questions: Array.from({ length: 30 }, (_, i) => `burst question number ${i}`) })).toEqual([]);
+  });
+});
