@@ -81,11 +81,13 @@ describe('one request, one trace across gateway, queue and worker', () => {
     await cleanupPrefix(prefix);
   });
 
-  /** Every span of `traceId`, once the worker's last one and the gateway's server span have arrived. */
+  /** Every span of `traceId`, once the worker's spans and the gateway's server span have all arrived. */
   async function traceOf(traceId: string): Promise<SpanView[]> {
     return until('both sides of the trace', () => {
       const all = [...gatewaySpans(), ...receiver.spans].filter((s) => s.traceId === traceId);
-      return all.some((s) => s.name === 'engine.decode') && all.some((s) => s.name === 'POST /v1/chat/completions') ? all : undefined;
+      // The worker exports in batches: the job's span ends (and is sent) after the engine's.
+      const has = (name: string): boolean => all.some((s) => s.name === name);
+      return has('engine.decode') && has('worker.batch') && has('queue.wait') && has('POST /v1/chat/completions') ? all : undefined;
     });
   }
 
