@@ -20,6 +20,8 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     FASTVLM_BATCH_WINDOW_MS: int(0).max(1000).default(5),
     /** Weight format: one of fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4, or per session (`vision_encoder=q4f16,…`). */
     FASTVLM_DTYPE: z.string().optional(),
+    /** `crop` (the export's processor: shortest edge, centre crop) or `pad` (Apple's pad-to-square, nothing cropped). */
+    FASTVLM_IMAGE_ASPECT: z.enum(['crop', 'pad']).default('crop'),
     /** Execution device. `cuda` needs onnxruntime-node's CUDA provider (the worker-cuda image). */
     FASTVLM_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
     /** Bytes of image features kept in this process (0 disables the in-process vision cache). */

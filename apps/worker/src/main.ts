@@ -34,6 +34,7 @@ async function main(): Promise<void> {
       threads: cfg.FASTVLM_THREADS,
       dtype: cfg.FASTVLM_DTYPE,
       device: cfg.FASTVLM_DEVICE,
+      imageAspect: cfg.FASTVLM_IMAGE_ASPECT,
       maxBatchSize: cfg.FASTVLM_MAX_BATCH,
       batchWindowMs: cfg.FASTVLM_BATCH_WINDOW_MS,
       visionCache: {

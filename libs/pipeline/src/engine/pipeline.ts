@@ -1,7 +1,10 @@
 import { AppError } from '@fastvlm/contracts';
 import { sha256Hex } from '../hash';
 import { loadImageProcessorConfig, type ImageProcessorConfig } from '../preprocess/image-processor-config';
-import { preprocessImageDetailed } from '../preprocess/preprocess';
+import { preprocessImageDetailed, type PreprocessOptions } from '../preprocess/preprocess';
+
+/** Shorter side (px) above which a photo is shrunk while it is decoded. */
+const LARGE_PHOTO_EDGE = 2048;
 import { StopMatcher } from '../text/stop';
 import { TextCodec } from '../text/tokenizer';
 import type { GenerateRequest, GenerateResult, ModelInfo } from '../types';
@@ -35,6 +38,8 @@ export interface PipelineOptions {
   visionCache?: VisionCacheOptions | undefined;
   /** Bytes of per-image prompt-prefix KV cache (second questions about an image skip its prefill). Default 256 MiB; 0 disables. */
   prefixCacheBytes?: number | undefined;
+  /** `crop` (default, the export's processor) or `pad` (Apple's `image_aspect_ratio: pad`: pad to a square, crop nothing). */
+  imageAspect?: 'crop' | 'pad' | undefined;
   /** Called after every decode step with its batch size (metrics). */
   onStep?: ((rows: number) => void) | undefined;
 }
@@ -60,6 +65,7 @@ export class FastVlmPipeline {
     private readonly imageConfig: ImageProcessorConfig,
     private readonly scheduler: Scheduler,
     private readonly vision: VisionCache,
+    private readonly preprocessOptions: PreprocessOptions,
   ) {}
 
   static async load(opts: PipelineOptions): Promise<FastVlmPipeline> {
@@ -77,15 +83,23 @@ export class FastVlmPipeline {
       stopMatcher: (stops) => new StopMatcher(stops),
     };
     const info: ModelInfo = { id: resolved.id, revision: resolved.revision, dtype: describeDtypes(dtypes), device: opts.device ?? 'cpu', dir: resolved.dir };
-    // Features depend on the vision encoder's weights only.
-    const vision = new VisionCache(`${info.revision}:${dtypes.vision_encoder}`, opts.visionCache);
+    const aspect = opts.imageAspect ?? 'crop';
+    // Features depend on the vision encoder's weights and on how pixels were prepared.
+    const vision = new VisionCache(`${info.revision}:${dtypes.vision_encoder}:${aspect}`, opts.visionCache);
+    const edge = imageConfig.resize?.kind === 'edges' ? (imageConfig.resize.shortestEdge ?? 0) : 0;
+    const preprocessOptions: PreprocessOptions = {
+      padToSquare: aspect === 'pad',
+      // Only photos far larger than the model's input are shrunk while decoding; smaller
+      // ones go through exactly the processor's own resize (and equal transformers.js).
+      shrinkOnLoadTo: Math.max(2 * edge, LARGE_PHOTO_EDGE),
+    };
     const scheduler = new Scheduler(sessions, config, text, vision, {
       maxBatch: opts.maxBatchSize ?? 8,
       windowMs: opts.batchWindowMs ?? 5,
       onStep: opts.onStep,
       prefixCacheBytes: opts.prefixCacheBytes ?? 256 * 1024 * 1024,
     });
-    return new FastVlmPipeline(info, sessions, imageConfig, scheduler, vision);
+    return new FastVlmPipeline(info, sessions, imageConfig, scheduler, vision, preprocessOptions);
   }
 
   /** Answers one question about one image. Refused (`service_unavailable`) once `dispose()` was called. */
@@ -142,7 +156,7 @@ export class FastVlmPipeline {
     const cached = await this.vision.get(sha);
     if (cached) return { kind: 'features', features: cached };
     const started = performance.now();
-    const img = await preprocessImageDetailed(image, this.imageConfig);
+    const img = await preprocessImageDetailed(image, this.imageConfig, this.preprocessOptions);
     return { kind: 'pixels', pixels: img.data, width: img.width, height: img.height, preprocessMs: performance.now() - started };
   }
 }

@@ -40,12 +40,27 @@ export interface PreprocessOptions {
   failOn?: FailOn;
   /** sharp format ids accepted, as reported by `metadata().format`. */
   formats?: readonly string[];
+  /**
+   * Apple's `image_aspect_ratio: pad`: the image is first centred on a square
+   * of its longer side filled with the normalisation mean colour, so nothing is
+   * cropped away. Off by default (the export's processor centre-crops).
+   */
+  padToSquare?: boolean;
+  /**
+   * Images whose shorter side exceeds this many pixels are shrunk towards it
+   * while decoding (libvips shrink-on-load: a 24 MP JPEG is never decoded at
+   * full size). 0 disables. Set by the pipeline to twice the processor's target,
+   * so the model-defined resize still does the final, exact step.
+   */
+  shrinkOnLoadTo?: number;
 }
 
 export const DEFAULT_PREPROCESS_OPTIONS: Readonly<Required<PreprocessOptions>> = {
   limitInputPixels: 25_000_000,
   maxInputSide: 16_384,
   maxResizedPixels: 4096 * 4096,
+  padToSquare: false,
+  shrinkOnLoadTo: 0,
   failOn: 'warning',
   formats: ['jpeg', 'png', 'webp', 'gif'],
 };
@@ -99,8 +114,13 @@ async function decode(bytes: Uint8Array, opts: Required<PreprocessOptions>): Pro
     // `raw()` hands back 8-bit sRGB whatever the source (16-bit, CMYK, palette,
     // grey, embedded ICC profile) from the same libvips calls transformers.js makes;
     // flatten only touches pixels whose alpha is below 255.
-    const { data, info } = await sharp(bytes, input)
-      .autoOrient()
+    let pipeline = sharp(bytes, input).autoOrient();
+    const target = opts.shrinkOnLoadTo;
+    if (target > 0 && Math.min(width, height) > target) {
+      // `outside` keeps the aspect ratio with the shorter side at `target`, whatever the EXIF rotation.
+      pipeline = pipeline.resize({ width: target, height: target, fit: 'outside', kernel: 'lanczos3', fastShrinkOnLoad: true });
+    }
+    const { data, info } = await pipeline
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
@@ -211,6 +231,7 @@ export async function preprocessImageDetailed(
   let img = await decode(bytes, opts);
   const originalWidth = img.width;
   const originalHeight = img.height;
+  if (opts.padToSquare) img = padToSquare(img, meanColour(cfg));
 
   if (cfg.resize !== null) {
     const [w, h] = resizeOutputSize(img.width, img.height, cfg.resize);
@@ -232,4 +253,24 @@ export async function preprocessImage(
   options?: PreprocessOptions,
 ): Promise<Float32Array> {
   return (await preprocessImageDetailed(bytes, cfg, options)).data;
+}
+
+/** The normalisation mean as an 8-bit colour (black when the processor does not normalise). */
+function meanColour(cfg: ImageProcessorConfig): [number, number, number] {
+  const m = cfg.normalize?.mean ?? [0, 0, 0];
+  return [Math.round(m[0] * 255), Math.round(m[1] * 255), Math.round(m[2] * 255)];
+}
+
+/** Centres the image on a square of its longer side (LLaVA's `expand2square`). */
+function padToSquare(img: Rgb8, colour: [number, number, number]): Rgb8 {
+  const side = Math.max(img.width, img.height);
+  if (img.width === img.height) return img;
+  const out = new Uint8Array(side * side * 3);
+  for (let p = 0; p < side * side; p++) out.set(colour, p * 3);
+  const left = Math.floor((side - img.width) / 2);
+  const top = Math.floor((side - img.height) / 2);
+  for (let y = 0; y < img.height; y++) {
+    out.set(img.data.subarray(y * img.width * 3, (y + 1) * img.width * 3), ((top + y) * side + left) * 3);
+  }
+  return { data: out, width: side, height: side };
 }
