@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const direct = await loadPipeline({ model: 'tiny-random', cacheDir: CACHE_DIR, threads: THREADS });
   await direct.warmup();
 
-  const worker = await startApp('worker', { FASTVLM_THREADS: String(THREADS), WORKER_CONCURRENCY: '1' }, '"worker ready"');
+  const worker = await startApp('worker', { FASTVLM_THREADS: String(THREADS) }, '"worker ready"');
   const port = 18_000 + Math.floor(Math.random() * 2000);
   const gateway = await startApp('gateway', { PORT: String(port), FASTVLM_API_KEYS: `bench:${KEY}`, LOG_LEVEL: 'warn' }, null);
   const url = `http://127.0.0.1:${port}/v1/chat/completions`;
