@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
-import { API_KEYS, REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, type GatewayHandle, type WorkerProcess } from '../support/stack';
+import { API_KEYS, REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
 interface Completion {
   id: string;
@@ -98,8 +98,11 @@ describe('POST /v1/chat/completions through gateway, queue and worker', () => {
       const answers = await Promise.all(Array.from({ length: 10 }, () => postJson(completions(), body).then((r) => r.json() as Promise<Completion>)));
       const texts = new Set(answers.map((a) => a.choices[0]?.message.content));
       expect(texts.size).toBe(1);
-      const after = (await queue.getJobCounts('completed')).completed ?? 0;
-      expect(after - before).toBe(1);
+      // Answers reach clients through the job's events a moment before BullMQ files the job as completed.
+      await until('the job to be filed as completed', async () => ((await queue.getJobCounts('completed')).completed ?? 0) > before);
+      const counts = await queue.getJobCounts('completed', 'wait', 'active', 'delayed', 'prioritized');
+      expect((counts.completed ?? 0) - before).toBe(1);
+      expect((counts.wait ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0)).toBe(0);
     } finally {
       await queue.close();
       await queue.disconnect();
