@@ -18,6 +18,16 @@ export class ImageStore {
     private readonly ttlSeconds: number,
   ) {}
 
+  /** Where an image is kept and for how long after its last use: a job's dependency (JobStore.createWith). */
+  slot(sha256: string): { key: string; ttlSeconds: number } {
+    return { key: this.keys.image(sha256), ttlSeconds: this.ttlSeconds };
+  }
+
+  /** Stores the bytes under their hash (replacing an identical copy). */
+  async write(bytes: Uint8Array, sha = sha256Hex(bytes)): Promise<void> {
+    await this.redis.set(this.keys.image(sha), Buffer.from(bytes), 'EX', this.ttlSeconds);
+  }
+
   /** Stores the bytes (or refreshes the TTL of an identical copy) under their hash. */
   async put(bytes: Uint8Array, sha = sha256Hex(bytes)): Promise<string> {
     const key = this.keys.image(sha);

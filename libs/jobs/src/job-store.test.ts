@@ -42,6 +42,21 @@ describe('JobStore and EventHub on real Redis', () => {
     expect(await store.get('job_create_once')).toEqual({ id: 'job_create_once', tenant: 'acme', status: 'queued', model: 'm', createdAt: 1000 });
   });
 
+  it('refreshes the TTL of the image a new job depends on, lists the job for its tenant, and reports a missing image', async () => {
+    const image = keys.image('ab'.repeat(32));
+    await redis.set(image, 'bytes', 'EX', 5);
+    const job = { id: 'job_with_image', tenant: 'imgco', model: 'm', createdAt: 1000 };
+    expect(await store.createWith(job, { key: image, ttlSeconds: 600 })).toEqual({ created: true, dependencyFound: true });
+    expect(await redis.ttl(image)).toBeGreaterThan(500);
+    expect(await redis.lrange(keys.tenantJobs('imgco'), 0, -1)).toEqual(['job_with_image']);
+    const gone = keys.image('cd'.repeat(32));
+    expect(await store.createWith({ ...job, id: 'job_image_gone' }, { key: gone, ttlSeconds: 600 })).toEqual({ created: true, dependencyFound: false });
+    expect(await redis.exists(gone)).toBe(0);
+    // A taken id changes nothing, not even the TTL of a live record.
+    expect(await store.createWith(job, { key: job.id, ttlSeconds: 1 })).toEqual({ created: false, dependencyFound: false });
+    expect(await redis.ttl(keys.job('job_with_image'))).toBe(-1);
+  });
+
   it('stores a result exactly once even when two runs finish', async () => {
     await create('job_twice');
     expect((await store.start('job_twice', 1100)).ok).toBe(true);

@@ -44,14 +44,32 @@ redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return id
 `);
 
-/** Creates the record and its first event unless the id exists. KEYS: record, stream. ARGV: channel, event, fields… */
+/**
+ * Creates the record and its first event unless the id exists, puts the id
+ * first on the tenant's recent list (trimmed, for the console), and refreshes
+ * the TTL of the key the job depends on (its stored image), reporting whether
+ * that key exists, all in one round trip.
+ * KEYS: record, stream, recent list, dependency (optional). ARGV: channel, event, list length, ttl, dependency ttl, fields…
+ * Reply: {created (0/1), dependency found (0/1)}.
+ */
 const CREATE = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
+local found = 0
+if #KEYS > 3 then found = redis.call('EXPIRE', KEYS[4], ARGV[5]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
-return 1
+redis.call('LPUSH', KEYS[3], ARGV[7])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return {1, found}
 `);
+
+/** A key a new job needs to outlive the job's wait in the queue. */
+export interface JobDependency {
+  key: string;
+  ttlSeconds: number;
+}
 
 /** Jobs remembered per tenant for the console's list. */
 const RECENT_JOBS = 100;
@@ -66,6 +84,13 @@ export interface JobRecord {
   finishedAt?: number;
   result?: InferenceResult;
   error?: SerializedError;
+}
+
+export interface NewJob {
+  id: string;
+  tenant: string;
+  model: string;
+  createdAt: number;
 }
 
 export type TransitionOutcome =
@@ -83,14 +108,26 @@ export class JobStore {
   ) {}
 
   /** Creates a queued job; false when the id is taken. */
-  async create(job: { id: string; tenant: string; model: string; createdAt: number }): Promise<boolean> {
+  async create(job: NewJob): Promise<boolean> {
+    return (await this.createWith(job, null)).created;
+  }
+
+  /**
+   * Creates a queued job and, in the same round trip, refreshes the TTL of
+   * `dependency` (the job's image), saying whether it still exists.
+   */
+  async createWith(job: NewJob, dependency: JobDependency | null): Promise<{ created: boolean; dependencyFound: boolean }> {
     const event: JobEvent = { type: 'status', status: 'queued' };
-    const created = await CREATE.run(
+    const [created, found] = (await CREATE.run(
       this.redis,
-      [this.keys.job(job.id), this.keys.events(job.id)],
+      [this.keys.job(job.id), this.keys.events(job.id), this.keys.tenantJobs(job.tenant), ...(dependency ? [dependency.key] : [])],
       [
         this.keys.eventsChannel(job.id),
         JSON.stringify(event),
+        RECENT_JOBS,
+        this.ttlSeconds,
+        dependency?.ttlSeconds ?? 0,
+        // ARGV[7] is the id: the script pushes it to the recent list.
         'id',
         job.id,
         'tenant',
@@ -102,13 +139,8 @@ export class JobStore {
         'created_at',
         job.createdAt,
       ],
-    );
-    if (created === 1) {
-      // The tenant's recent jobs, for the console; a display list, so it need not be atomic with the record.
-      const recent = this.keys.tenantJobs(job.tenant);
-      await this.redis.multi().lpush(recent, job.id).ltrim(recent, 0, RECENT_JOBS - 1).expire(recent, this.ttlSeconds).exec();
-    }
-    return created === 1;
+    )) as [number, number];
+    return { created: created === 1, dependencyFound: found === 1 };
   }
 
   /** The tenant's most recent jobs that still exist, newest first. */

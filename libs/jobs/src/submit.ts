@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult } from '@fastvlm/contracts';
 import { SpanKind, inSpan, traceCarrier } from '@fastvlm/observability';
 import type { AnswerCache, CacheLevel } from './answer-cache';
@@ -6,9 +6,20 @@ import { answerCacheKey } from './cache-key';
 import { sha256Hex, type ImageStore } from './image-store';
 import type { JobStore } from './job-store';
 
+const ID_BYTES = 16;
+/** CSPRNG output drawn once per 256 ids (as Node's randomUUID does): a call per id costs more than the rest of the id. */
+const idPool = Buffer.alloc(ID_BYTES * 256);
+let idOffset = idPool.length;
+
 /** Random public job id (128 bits); never BullMQ's counter, so ids reveal nothing and cannot be guessed. */
 export function newJobId(): string {
-  return `job_${randomBytes(16).toString('base64url')}`;
+  if (idOffset + ID_BYTES > idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  const id = idPool.toString('base64url', idOffset, idOffset + ID_BYTES);
+  idOffset += ID_BYTES;
+  return `job_${id}`;
 }
 
 /** Adds a job to the queue; returns the id of the job that will carry it (another one's when de-duplicated). */
@@ -45,9 +56,10 @@ export interface SubmitInput {
   jobId?: string;
 }
 
+/** `createdAt`: when the request was accepted (the job record's creation time, where one was made). */
 export type SubmitOutcome =
-  | { kind: 'cached'; result: InferenceResult; level: CacheLevel; cacheKey: string; jobId: string | null }
-  | { kind: 'queued'; jobId: string; cacheKey: string | null; deduplicated: boolean };
+  | { kind: 'cached'; result: InferenceResult; level: CacheLevel; cacheKey: string; jobId: string | null; createdAt: number }
+  | { kind: 'queued'; jobId: string; cacheKey: string | null; deduplicated: boolean; createdAt: number };
 
 /**
  * Admits one inference request: answer from the cache when possible,
@@ -55,8 +67,7 @@ export type SubmitOutcome =
  */
 export async function submitInference(deps: SubmitDeps, input: SubmitInput): Promise<SubmitOutcome> {
   const imageSha = sha256Hex(input.image);
-  // The upload and the model lookup are independent round trips.
-  const [served] = await Promise.all([deps.servedModel(), deps.images.put(input.image, imageSha)]);
+  const served = await deps.servedModel();
   const cacheable = served !== null && isDeterministic(input.params);
   const cacheKey = cacheable
     ? answerCacheKey({
@@ -70,6 +81,7 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
     : null;
   const createdAt = deps.now();
   const jobId = input.jobId ?? newJobId();
+  const record = { id: jobId, tenant: input.tenant, model: input.model, createdAt };
 
   if (cacheKey) {
     const hit = await inSpan('cache.lookup', async (span) => {
@@ -78,14 +90,22 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
       return found;
     });
     if (hit) {
-      if (input.mode === 'sync') return { kind: 'cached', ...hit, cacheKey, jobId: null };
-      await deps.store.create({ id: jobId, tenant: input.tenant, model: input.model, createdAt });
+      if (input.mode === 'sync') return { kind: 'cached', ...hit, cacheKey, jobId: null, createdAt };
+      await deps.store.create(record);
       await deps.store.succeed(jobId, hit.result);
-      return { kind: 'cached', ...hit, cacheKey, jobId };
+      return { kind: 'cached', ...hit, cacheKey, jobId, createdAt };
     }
   }
 
-  await deps.store.create({ id: jobId, tenant: input.tenant, model: input.model, createdAt });
+  try {
+    // Most images were seen before: creating the record refreshes the stored copy,
+    // and only a new image costs a second round trip to upload it.
+    const { dependencyFound } = await deps.store.createWith(record, deps.images.slot(imageSha));
+    if (!dependencyFound) await deps.images.write(input.image, imageSha);
+  } catch (e) {
+    await deps.store.discard(jobId).catch(() => undefined);
+    throw e;
+  }
   const data: InferenceJobData = {
     id: jobId,
     tenant: input.tenant,
@@ -113,7 +133,7 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
   if (carrier !== jobId) {
     // An identical request is already in flight: follow its job instead.
     await deps.store.discard(jobId);
-    return { kind: 'queued', jobId: carrier, cacheKey, deduplicated: true };
+    return { kind: 'queued', jobId: carrier, cacheKey, deduplicated: true, createdAt };
   }
-  return { kind: 'queued', jobId, cacheKey, deduplicated: false };
+  return { kind: 'queued', jobId, cacheKey, deduplicated: false, createdAt };
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AppError } from '@fastvlm/contracts';
 import { LuaScript } from '@fastvlm/jobs';
@@ -23,6 +23,33 @@ export interface ApiKeyRecord {
 export interface KeyLookup {
   record: ApiKeyRecord;
   tenantSettingsJson: string | null;
+  /** What authorization depends on, hashed: see KEY_GUARD_LUA. */
+  fingerprint: string;
+}
+
+/** The stored fields a principal is built from; `last_used_at` is not one (it changes without changing access). */
+const GUARDED_FIELDS = ['id', 'tenant', 'scopes', 'revoked_at'] as const;
+
+/**
+ * Lua that ends the script with {-1} unless the key record (KEYS[1]) and its
+ * tenant's settings (KEYS[2]) still hash to ARGV[1]. It lets a gateway act on
+ * a principal it built earlier while Redis checks, atomically with what
+ * follows, that the key was not revoked, deleted or re-scoped and the
+ * tenant's limits did not change since. `keyFingerprint` computes the same hash.
+ */
+export const KEY_GUARD_LUA = `
+local g = redis.call('HMGET', KEYS[1], ${GUARDED_FIELDS.map((f) => `'${f}'`).join(', ')})
+local parts = {}
+for i = 1, ${GUARDED_FIELDS.length} do parts[i] = g[i] or '' end
+parts[${GUARDED_FIELDS.length + 1}] = redis.call('GET', KEYS[2]) or ''
+if redis.sha1hex(table.concat(parts, '\\n')) ~= ARGV[1] then return {-1} end
+`;
+
+/** The hash KEY_GUARD_LUA compares, from the raw stored values. */
+export function keyFingerprint(h: Record<string, string>, tenantSettingsJson: string | null): string {
+  const parts = GUARDED_FIELDS.map((f) => h[f] ?? '');
+  parts.push(tenantSettingsJson ?? '');
+  return createHash('sha1').update(parts.join('\n')).digest('hex');
 }
 
 /**
@@ -78,8 +105,13 @@ export class ApiKeyStore {
     private readonly prefix: string,
   ) {}
 
-  private recordKey(digest: string): string {
+  /** Where a key's record lives (KEYS[1] of KEY_GUARD_LUA). */
+  recordKey(digest: string): string {
     return `${this.prefix}:apikey:${digest}`;
+  }
+  /** Where a tenant's stored settings live (KEYS[2] of KEY_GUARD_LUA). */
+  tenantSettingsKey(tenant: string): string {
+    return `${this.tenantPrefix()}${tenant}`;
   }
   private idsKey(): string {
     return `${this.prefix}:apikey-ids`;
@@ -119,9 +151,11 @@ export class ApiKeyStore {
   async lookup(digest: string): Promise<KeyLookup | null> {
     const r = (await LOOKUP.run(this.redis, [this.recordKey(digest)], [this.tenantPrefix()])) as [string[], string] | null;
     if (!r) return null;
-    const record = toRecord(pairsToObject(r[0]));
+    const raw = pairsToObject(r[0]);
+    const record = toRecord(raw);
     if (!record) return null;
-    return { record, tenantSettingsJson: r[1] === '' ? null : r[1] };
+    const tenantSettingsJson = r[1] === '' ? null : r[1];
+    return { record, tenantSettingsJson, fingerprint: keyFingerprint(raw, tenantSettingsJson) };
   }
 
   async get(id: string): Promise<ApiKeyRecord | null> {

@@ -10,6 +10,7 @@ import { toHttpError } from '../http/errors';
 import { SseWriter } from '../http/sse';
 import { IDEMPOTENCY, JOB_STORE } from '../infra/tokens';
 import { InferenceService } from '../inference/inference.service';
+import type { Admitted } from '../intake/request-gate';
 import { RequireScope } from '../security/require-scope';
 import { toJobView, type JobView } from './job-view';
 import { readMultipartJob } from './multipart';
@@ -41,14 +42,17 @@ export class JobsController {
       }
       jobId = claim.jobId;
     }
+    let outcome: Admitted;
     try {
-      const outcome = await this.inference.submit(caller, input, 'async', jobId);
-      void reply.header('location', `/v1/jobs/${jobId}`).header('x-cache', outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss');
+      outcome = await this.inference.submit(caller, input, 'async', jobId);
     } catch (e) {
       if (idemKey !== undefined) await this.idempotency.release(caller.tenant, idemKey).catch(() => undefined);
       throw e;
     }
-    return toJobView(await this.owned(jobId, caller));
+    void reply.header('location', `/v1/jobs/${jobId}`).header('x-cache', outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss');
+    // The record as this request created it; no need to read it back.
+    const accepted: JobRecord = { id: jobId, tenant: caller.tenant, model: this.inference.modelId, createdAt: outcome.createdAt, status: 'queued' };
+    return toJobView(outcome.kind === 'cached' ? { ...accepted, status: 'succeeded', finishedAt: outcome.result.finishedAt, result: outcome.result } : accepted);
   }
 
   @Get(':id')

@@ -18,6 +18,13 @@ import { KEYS } from '../infra/tokens';
 import { rateLimitHeaders } from '../limits/rate-limit-headers';
 import { AUDIT_LOG, AUTHENTICATOR, WINDOW_LIMITER } from './tokens';
 
+/** The caller's address is outside its tenant's allowlist. */
+class NetworkRefused extends AppError {
+  constructor() {
+    super('forbidden', 'This API key may not be used from your network address.');
+  }
+}
+
 export type AuthedRequest = FastifyRequest & { principal?: Principal };
 
 const MINUTE_MS = 60_000;
@@ -46,29 +53,29 @@ export class AccessControl {
   async admit(req: AuthedRequest, reply: FastifyReply): Promise<Principal> {
     const route = routeOf(req);
     const ip = normalizeClientIp(req.ip);
-    let p: Principal;
+    // The caller, once known: a refusal by a limit is audited under its tenant and key.
+    const seen: { p: Principal | null } = { p: null };
     try {
-      p = await this.auth.authenticate(req.headers.authorization);
+      const { principal, limits } = await this.auth.admit(req.headers.authorization, this.limiter, {
+        check: (p) => {
+          seen.p = p;
+          if (p.settings.ipAllowlist.length > 0 && !inList(this.allowlist(p.settings.ipAllowlist), ip)) throw new NetworkRefused();
+        },
+        limits: (p) => [
+          { name: 'key_requests', key: `${this.keys.prefix}:rl:key:${p.keyId}`, cost: 1, max: p.settings.keyRequestsPerMinute, windowMs: MINUTE_MS },
+          { name: 'tenant_requests', key: `${this.keys.prefix}:rl:tenant:${p.tenant}`, cost: 1, max: p.settings.requestsPerMinute, windowMs: MINUTE_MS },
+        ],
+      });
+      void reply.headers(rateLimitHeaders(limits));
+      req.principal = principal;
+      return principal;
     } catch (e) {
       if (e instanceof AuthError) this.audit.emit({ type: 'auth_failed', reason: e.reason, ip, route });
+      const p = seen.p;
+      if (e instanceof LimitExceeded && p) this.audit.emit({ type: 'limit_hit', limit: e.state.name, tenant: p.tenant, keyId: p.keyId, ip, route });
+      if (e instanceof NetworkRefused && p) this.audit.emit({ type: 'forbidden', reason: 'ip_not_allowed', tenant: p.tenant, keyId: p.keyId, ip, route });
       throw e;
     }
-    if (p.settings.ipAllowlist.length > 0 && !inList(this.allowlist(p.settings.ipAllowlist), ip)) {
-      this.audit.emit({ type: 'forbidden', reason: 'ip_not_allowed', tenant: p.tenant, keyId: p.keyId, ip, route });
-      throw new AppError('forbidden', 'This API key may not be used from your network address.');
-    }
-    try {
-      const states = await this.limiter.consume([
-        { name: 'key_requests', key: `${this.keys.prefix}:rl:key:${p.keyId}`, cost: 1, max: p.settings.keyRequestsPerMinute, windowMs: MINUTE_MS },
-        { name: 'tenant_requests', key: `${this.keys.prefix}:rl:tenant:${p.tenant}`, cost: 1, max: p.settings.requestsPerMinute, windowMs: MINUTE_MS },
-      ]);
-      void reply.headers(rateLimitHeaders(states));
-    } catch (e) {
-      if (e instanceof LimitExceeded) this.audit.emit({ type: 'limit_hit', limit: e.state.name, tenant: p.tenant, keyId: p.keyId, ip, route });
-      throw e;
-    }
-    req.principal = p;
-    return p;
   }
 
   /** 403 unless the key holds `scope`. */

@@ -32,10 +32,24 @@ export function tracer(): ReturnType<typeof trace.getTracer> {
 }
 
 /**
+ * The active span when it is a local span that is not being recorded (an
+ * unsampled trace): under the standard samplers its children would not be
+ * recorded either, so they are not made, and the trace and request ids in
+ * logs and job data stay those of the active span. A remote parent (from a
+ * traceparent) is never recording itself; its children are made as usual.
+ */
+function unsampledParent(): Span | undefined {
+  const active = trace.getActiveSpan();
+  return active && !active.isRecording() && active.spanContext().isRemote !== true ? active : undefined;
+}
+
+/**
  * Runs `fn` inside a child span of the active one; the span ends when `fn`
  * settles and records a thrown error. Works (as a no-op) before tracing starts.
  */
 export async function inSpan<T>(name: string, fn: (span: Span) => Promise<T> | T, options: SpanOptions = {}): Promise<T> {
+  const unsampled = unsampledParent();
+  if (unsampled) return fn(unsampled);
   return tracer().startActiveSpan(name, options, async (span) => {
     try {
       return await fn(span);
@@ -50,6 +64,8 @@ export async function inSpan<T>(name: string, fn: (span: Span) => Promise<T> | T
 
 /** `inSpan` for synchronous work. */
 export function inSpanSync<T>(name: string, fn: (span: Span) => T, options: SpanOptions = {}): T {
+  const unsampled = unsampledParent();
+  if (unsampled) return fn(unsampled);
   return tracer().startActiveSpan(name, options, (span) => {
     try {
       return fn(span);
