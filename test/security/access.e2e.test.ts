@@ -129,6 +129,28 @@ describe('API keys, scopes, revocation, network rules and the audit log', () => 
     expect((await from(a)).status).toBe(200);
   });
 
+  it('refuses an address with 429 after its failed authentications pass the limit, while other addresses go on', async () => {
+    const strict = await startSecureGateway(prefix, { TRUST_PROXY: '127.0.0.1', AUTH_FAILURES_PER_IP_PER_MIN: '3' });
+    try {
+      const k = await newKey('throttled', ['infer']);
+      const call = (xff: string, key: string) => fetch(`${strict.url}/v1/models`, { headers: { ...bearer(key), 'x-forwarded-for': xff } });
+      const guess = 'fvlm_000000000000000000000000000000000000000';
+      for (let i = 0; i < 3; i++) expect((await call('192.0.2.7', guess)).status).toBe(401);
+      const over = await call('192.0.2.7', guess);
+      expect(over.status).toBe(429);
+      expect(await code(over)).toBe('rate_limited');
+      expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // The address is refused whatever key it sends until the minute is over; others are not.
+      expect((await call('192.0.2.7', k.key)).status).toBe(429);
+      expect((await call('192.0.2.8', k.key)).status).toBe(200);
+      expect((await call('192.0.2.8', guess)).status).toBe(401);
+      const audit = (await (await adminCall(strict, 'GET', '/v1/admin/audit?type=limit_hit&limit=50')).json()) as AuditBody & { data: { limit?: string; ip?: string }[] };
+      expect(audit.data.find((e) => e.limit === 'auth_failures')).toMatchObject({ ip: '192.0.2.7' });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('records security events in an audit log that admins read, without keys or question text', async () => {
     const res = await adminCall(b, 'GET', '/v1/admin/audit?limit=200');
     expect(res.status).toBe(200);

@@ -8,7 +8,8 @@ import { z } from 'zod';
 export type AuditEvent =
   | { type: 'auth_failed'; reason: string; ip: string; route: string }
   | { type: 'forbidden'; reason: 'scope' | 'ip_not_allowed'; tenant: string; keyId: string; ip: string; route: string; scope?: string }
-  | { type: 'limit_hit'; limit: string; tenant: string; keyId: string; ip?: string; route?: string }
+  /** Without tenant and key for limits on anonymous callers (failed authentications per address). */
+  | { type: 'limit_hit'; limit: string; tenant?: string; keyId?: string; ip?: string; route?: string }
   | { type: 'input_rejected'; reason: string; code: string; param: string | null; tenant: string; keyId: string; route: string }
   | { type: 'key_created'; keyId: string; tenant: string; scopes: string[]; actor: string }
   | { type: 'key_revoked'; keyId: string; tenant: string; actor: string }

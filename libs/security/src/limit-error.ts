@@ -1,7 +1,7 @@
 import { AppError } from '@fastvlm/contracts';
 
 /** Which limit a request met. */
-export type LimitName = 'key_requests' | 'tenant_requests' | 'tenant_tokens' | 'tenant_in_flight' | 'tenant_queued' | 'global_backlog';
+export type LimitName = 'key_requests' | 'tenant_requests' | 'tenant_tokens' | 'tenant_in_flight' | 'tenant_queued' | 'global_backlog' | 'auth_failures';
 
 /** Where a caller stands against one limit, for `RateLimit-*` headers. */
 export interface LimitState {

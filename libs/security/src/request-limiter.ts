@@ -111,6 +111,8 @@ function limitMessage(l: WindowLimit): string {
       return `Your organisation's rate limit of ${l.max} requests per ${per} is used up; retry after the Retry-After delay.`;
     case 'tenant_tokens':
       return `Your organisation's limit of ${l.max} generated tokens per ${per} is used up (each request reserves its max_tokens); retry later or lower max_tokens.`;
+    case 'auth_failures':
+      return `Too many failed authentication attempts from your address (${l.max} per ${per}); retry after the Retry-After delay.`;
     case 'tenant_in_flight':
     case 'tenant_queued':
     case 'global_backlog':

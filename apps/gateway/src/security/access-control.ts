@@ -14,6 +14,7 @@ import {
   type Scope,
   type WindowLimiter,
 } from '@fastvlm/security';
+import { CONFIG, type GatewayConfig } from '../config';
 import { KEYS } from '../infra/tokens';
 import { rateLimitHeaders } from '../limits/rate-limit-headers';
 import { AUDIT_LOG, AUTHENTICATOR, WINDOW_LIMITER } from './tokens';
@@ -28,6 +29,8 @@ class NetworkRefused extends AppError {
 export type AuthedRequest = FastifyRequest & { principal?: Principal };
 
 const MINUTE_MS = 60_000;
+/** Addresses remembered as blocked per process; more are forgotten (they are re-learnt on their next failure). */
+const MAX_BLOCKED_ADDRESSES = 10_000;
 
 /** `POST /v1/jobs/:id`: the route pattern, never the URL (which may hold ids or query strings). */
 export function routeOf(req: FastifyRequest): string {
@@ -42,8 +45,11 @@ export function routeOf(req: FastifyRequest): string {
 @Injectable()
 export class AccessControl {
   private readonly allowlists = new Map<string, BlockList>();
+  /** Client addresses over their failed-authentication limit, until when (ms). */
+  private readonly blocked = new Map<string, number>();
 
   constructor(
+    @Inject(CONFIG) private readonly cfg: GatewayConfig,
     @Inject(AUTHENTICATOR) private readonly auth: Authenticator,
     @Inject(WINDOW_LIMITER) private readonly limiter: WindowLimiter,
     @Inject(AUDIT_LOG) private readonly audit: AuditLog,
@@ -53,6 +59,7 @@ export class AccessControl {
   async admit(req: AuthedRequest, reply: FastifyReply): Promise<Principal> {
     const route = routeOf(req);
     const ip = normalizeClientIp(req.ip);
+    this.refuseBlocked(ip);
     // The caller, once known: a refusal by a limit is audited under its tenant and key.
     const seen: { p: Principal | null } = { p: null };
     try {
@@ -70,10 +77,53 @@ export class AccessControl {
       req.principal = principal;
       return principal;
     } catch (e) {
-      if (e instanceof AuthError) this.audit.emit({ type: 'auth_failed', reason: e.reason, ip, route });
+      if (e instanceof AuthError) {
+        this.audit.emit({ type: 'auth_failed', reason: e.reason, ip, route });
+        await this.countFailure(ip, route);
+      }
       const p = seen.p;
       if (e instanceof LimitExceeded && p) this.audit.emit({ type: 'limit_hit', limit: e.state.name, tenant: p.tenant, keyId: p.keyId, ip, route });
       if (e instanceof NetworkRefused && p) this.audit.emit({ type: 'forbidden', reason: 'ip_not_allowed', tenant: p.tenant, keyId: p.keyId, ip, route });
+      throw e;
+    }
+  }
+
+  /** 429 while `ip` is over its failed-authentication limit (known to this process). */
+  private refuseBlocked(ip: string): void {
+    const until = this.blocked.get(ip);
+    if (until === undefined) return;
+    const left = until - Date.now();
+    if (left <= 0) {
+      this.blocked.delete(ip);
+      return;
+    }
+    throw new LimitExceeded(
+      'rate_limited',
+      'Too many failed authentication attempts from your address; retry after the Retry-After delay.',
+      { name: 'auth_failures', limit: this.cfg.AUTH_FAILURES_PER_IP_PER_MIN, remaining: 0, resetMs: left },
+      left,
+    );
+  }
+
+  /**
+   * Counts a failed authentication against the address, across pods. Past the
+   * limit this request gets 429 instead of 401, and this process refuses the
+   * address without reading Redis until the window ends (other pods learn it
+   * at the address's next failure there). Guessing keys is hopeless anyway
+   * (128 random bits); this keeps a misbehaving client from filling the
+   * audit log and costing a key lookup per request.
+   */
+  private async countFailure(ip: string, route: string): Promise<void> {
+    const max = this.cfg.AUTH_FAILURES_PER_IP_PER_MIN;
+    if (max === 0) return;
+    try {
+      await this.limiter.consume([{ name: 'auth_failures', key: `${this.keys.prefix}:rl:authfail:${ip}`, cost: 1, max, windowMs: MINUTE_MS }]);
+    } catch (e) {
+      // Without Redis the 401 stands: an outage must not turn into refusing everyone.
+      if (!(e instanceof LimitExceeded)) return;
+      if (this.blocked.size >= MAX_BLOCKED_ADDRESSES) this.blocked.clear();
+      this.blocked.set(ip, Date.now() + e.retryAfterMs);
+      this.audit.emit({ type: 'limit_hit', limit: 'auth_failures', ip, route });
       throw e;
     }
   }

@@ -44,6 +44,11 @@ export const SecurityEnvSchema = z.object({
   TENANT_MAX_QUEUED_JOBS: int(1).default(64),
   /** Default for whether tenants may send http(s) image URLs. */
   TENANT_IMAGE_URLS: envBoolean.default(false),
+  /**
+   * Failed authentications per minute from one client address (all gateway pods together)
+   * after which that address gets 429 until the minute is over, valid key or not. 0 = no limit.
+   */
+  AUTH_FAILURES_PER_IP_PER_MIN: int(0).default(60),
   /** Jobs waiting in the queue (all tenants) above which new work gets 503. */
   ADMISSION_MAX_BACKLOG: int(1).default(10_000),
   /** Whole image download, redirects included, in milliseconds. */
