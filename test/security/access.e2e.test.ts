@@ -14,7 +14,7 @@ interface KeyBody {
   revoked_at: number | null;
 }
 interface AuditBody {
-  data: { id: string; type: string; reason?: string; tenant?: string; keyId?: string; actor?: string }[];
+  data: { id: string; type: string; reason?: string; tenant?: string; keyId?: string; actor?: string; limit?: string; ip?: string }[];
 }
 
 async function code(res: Response): Promise<string> {
@@ -144,7 +144,7 @@ describe('API keys, scopes, revocation, network rules and the audit log', () => 
       expect((await call('192.0.2.7', k.key)).status).toBe(429);
       expect((await call('192.0.2.8', k.key)).status).toBe(200);
       expect((await call('192.0.2.8', guess)).status).toBe(401);
-      const audit = (await (await adminCall(strict, 'GET', '/v1/admin/audit?type=limit_hit&limit=50')).json()) as AuditBody & { data: { limit?: string; ip?: string }[] };
+      const audit = (await (await adminCall(strict, 'GET', '/v1/admin/audit?type=limit_hit&limit=50')).json()) as AuditBody;
       expect(audit.data.find((e) => e.limit === 'auth_failures')).toMatchObject({ ip: '192.0.2.7' });
     } finally {
       await strict.close();

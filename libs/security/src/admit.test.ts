@@ -114,3 +114,28 @@ describe('Authenticator.admit: authentication and request limits in one step', (
     expect(await redis.keys(`${prefix}:rl:bad:*`)).toEqual([]);
   });
 });
+
+describe('TenantSettingsStore.patch under concurrency', () => {
+  const prefix = testPrefix();
+  let redis: Redis;
+  let other: Redis;
+  beforeAll(() => {
+    redis = testRedis();
+    other = testRedis();
+  });
+  afterAll(async () => {
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+    other.disconnect();
+  });
+
+  it('keeps every field of patches that two gateways apply to one tenant at the same time', async () => {
+    const pods = [new TenantSettingsStore(redis, prefix, DEFAULTS), new TenantSettingsStore(other, prefix, DEFAULTS)];
+    const fields = ['requestsPerMinute', 'keyRequestsPerMinute', 'tokensPerMinute', 'maxInFlightJobs', 'maxQueuedJobs'] as const;
+    await Promise.all(fields.map((f, i) => (pods[i % 2] as TenantSettingsStore).patch('busy', { [f]: 7 + i })));
+    const { overrides } = await (pods[0] as TenantSettingsStore).get('busy');
+    expect(overrides).toEqual({ requestsPerMinute: 7, keyRequestsPerMinute: 8, tokensPerMinute: 9, maxInFlightJobs: 10, maxQueuedJobs: 11 });
+    await Promise.all(fields.map((f, i) => (pods[i % 2] as TenantSettingsStore).patch('busy', { [f]: null })));
+    expect(await redis.exists(`${prefix}:tenant:busy`)).toBe(0);
+  });
+});

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AppError } from '@fastvlm/contracts';
+import { LuaScript } from '@fastvlm/jobs';
 import { parseCidrList } from './ip-ranges';
 
 const positive = z.number().int().min(1).max(1_000_000_000);
@@ -61,6 +62,20 @@ export function effectiveSettings(defaults: TenantSettings, storedJson: string |
   return o.success ? { ...defaults, ...o.data } : defaults;
 }
 
+/**
+ * Compare-and-set of a tenant's overrides: writes ARGV[2] (deletes the key
+ * when empty) only if the key still holds ARGV[1] ('' = absent).
+ * KEYS: tenant key. Reply: 1 written, 0 changed meanwhile.
+ */
+const COMPARE_AND_SET = new LuaScript(`
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
+`);
+
+/** Tries of a patch while other writers keep changing the same tenant. */
+const PATCH_ATTEMPTS = 20;
+
 /** Tenant overrides in Redis: one JSON string per tenant. */
 export class TenantSettingsStore {
   constructor(
@@ -81,7 +96,7 @@ export class TenantSettingsStore {
     assertTenant(tenant);
     const raw = await this.redis.get(this.key(tenant));
     const settings = effectiveSettings(this.defaults, raw);
-    const overrides = raw === null ? {} : (TenantOverridesSchema.safeParse(JSON.parse(raw)).data ?? {});
+    const overrides = storedOverrides(raw);
     return { settings, overrides };
   }
 
@@ -95,15 +110,30 @@ export class TenantSettingsStore {
       throw new AppError('invalid_request', `Invalid tenant settings: ${param ? `${param}: ` : ''}${issue?.message ?? 'malformed'}`, param || undefined);
     }
     if (parsed.data.ipAllowlist) parseCidrList(parsed.data.ipAllowlist, 'ipAllowlist');
-    const { overrides } = await this.get(tenant);
-    const next: Record<string, unknown> = { ...overrides };
-    for (const [k, v] of Object.entries(parsed.data)) {
-      if (v === null) delete next[k];
-      else if (v !== undefined) next[k] = v;
+    // Read, merge, write only if unchanged meanwhile: admins patching different fields at once all land.
+    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+      const raw = await this.redis.get(this.key(tenant));
+      const next: Record<string, unknown> = { ...storedOverrides(raw) };
+      for (const [k, v] of Object.entries(parsed.data)) {
+        if (v === null) delete next[k];
+        else if (v !== undefined) next[k] = v;
+      }
+      const checked = TenantOverridesSchema.parse(next);
+      const json = Object.keys(checked).length === 0 ? '' : JSON.stringify(checked);
+      if ((await COMPARE_AND_SET.run(this.redis, [this.key(tenant)], [raw ?? '', json])) === 1) {
+        return { settings: { ...this.defaults, ...checked }, overrides: checked };
+      }
     }
-    const checked = TenantOverridesSchema.parse(next);
-    if (Object.keys(checked).length === 0) await this.redis.del(this.key(tenant));
-    else await this.redis.set(this.key(tenant), JSON.stringify(checked));
-    return { settings: { ...this.defaults, ...checked }, overrides: checked };
+    throw new AppError('service_unavailable', `The settings of tenant ${tenant} kept changing while this change was applied; retry it.`);
+  }
+}
+
+/** The stored overrides; unreadable data counts as none (as effectiveSettings reads it). */
+function storedOverrides(raw: string | null): TenantOverrides {
+  if (raw === null) return {};
+  try {
+    return TenantOverridesSchema.safeParse(JSON.parse(raw)).data ?? {};
+  } catch {
+    return {};
   }
 }
