@@ -137,6 +137,17 @@ describe('input validation on bytes, text and parameters', () => {
     // A second file trips the parser's one-file limit while streaming.
     expect((await send(form([['image', new Blob([image])], ['image', new Blob([image])], ['question', 'q']]))).status).toBe(413);
     expect(await error(await send(form([['image', new Blob([image])], ['question', 'bad\u0000q']])))).toMatchObject({ status: 400, param: 'question' });
+    // Form text is UTF-8: non-ASCII passes, bytes that are not UTF-8 are refused naming the field.
+    expect((await send(form([['image', new Blob([image])], ['question', '¿qué hay en la foto? 写真']]))).status).toBe(202);
+    const boundary = 'fastvlm-test-boundary';
+    const raw = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="i.png"\r\nContent-Type: image/png\r\n\r\n`),
+      image,
+      Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="question"\r\n\r\nwhat \xff\xfe is it`, 'latin1'),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const notUtf8 = await fetch(`${gw.url}/v1/jobs`, { method: 'POST', headers: { ...bearer(key), 'content-type': `multipart/form-data; boundary=${boundary}` }, body: raw });
+    expect(await error(notUtf8)).toMatchObject({ status: 400, code: 'invalid_request', param: 'question' });
     const many: [string, string][] = Array.from({ length: 12 }, () => ['question', 'q']);
     expect((await send(form([['image', new Blob([image])], ...many]))).status).toBe(413);
   });

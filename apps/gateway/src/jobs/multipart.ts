@@ -26,7 +26,7 @@ export async function readMultipartJob(req: FastifyRequest): Promise<ChatRequest
     if (!FIELDS.has(part.fieldname)) {
       throw new AppError('invalid_request', `Unknown form field "${part.fieldname}".`, part.fieldname);
     }
-    fields[part.fieldname] = String(part.value);
+    fields[part.fieldname] = checkedText(part.fieldname, String(part.value));
   }
   if (!image) throw new AppError('invalid_request', 'The form has no "image" file part.', 'image');
   const num = (k: string): number | undefined => {
@@ -56,4 +56,15 @@ export async function readMultipartJob(req: FastifyRequest): Promise<ChatRequest
     ...(fields.stop ? { stop: fields.stop } : {}),
   });
   return { ...parsed, image: { kind: 'bytes', bytes: image }, fields: FORM_FIELDS };
+}
+
+/**
+ * Form fields reach us already decoded (busboy decodes invalid UTF-8 to
+ * U+FFFD without telling), so a replacement character is taken as the sign
+ * of bytes that were not valid UTF-8 and refused, as JSON bodies are. A
+ * question cannot carry a literal U+FFFD through a form; through JSON it can.
+ */
+function checkedText(name: string, value: string): string {
+  if (value.includes('\uFFFD')) throw new AppError('invalid_request', `Form field "${name}" is not valid UTF-8.`, name);
+  return value;
 }
