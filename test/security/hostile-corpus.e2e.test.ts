@@ -38,7 +38,7 @@ describe('a generated hostile corpus of images against a gateway process and a w
     await cleanupPrefix(prefix);
   });
 
-  it('answers every input with 202 or a 4xx, accepts the valid ones, and rejects the hostile ones in under 200 ms at p99 (never near a second)', async () => {
+  it('answers every input with 202 or a 4xx, accepts the valid ones, and rejects each hostile one in under 200 ms', async () => {
     expect(corpus.length).toBeGreaterThanOrEqual(1000);
     const post = async (item: CorpusItem, i: number): Promise<Sent> => {
       const body = {
@@ -64,11 +64,23 @@ describe('a generated hostile corpus of images against a gateway process and a w
     expect(sent.filter((s) => s.item.expect === 'reject' && s.status === 202).map((s) => s.item.name)).toEqual([]);
     const rejections = sent.filter((s) => s.status >= 400).map((s) => s.ms);
     console.log(`corpus: ${corpus.length} inputs sent twice, statuses ${JSON.stringify(byStatus)}; rejection ms p50 ${percentile(rejections, 50).toFixed(1)} p99 ${percentile(rejections, 99).toFixed(1)} max ${Math.max(...rejections).toFixed(1)}; gateway RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB`);
-    // The bound is on the gateway's work, measured from outside: on a shared 2-core CI machine another
-    // test file decodes images meanwhile, so a lone scheduling or GC pause may pass 200 ms. The p99 holds
-    // the 200 ms line; the max catches anything pathological (a decode, a hang) without flaking.
+    // Every hostile input is rejected in under 200 ms. Each was sent twice; an input slow both times is
+    // measured again, alone: on a shared 2-core CI machine another test file may hold the CPU for a moment,
+    // but an input that is slow to reject (a decode, a hang) is slow every time and fails here.
     expect(percentile(rejections, 99)).toBeLessThan(200);
     expect(sent.filter((s) => s.status >= 400 && s.ms >= 1000).map((s) => `${s.item.name}: ${s.ms.toFixed(0)} ms`)).toEqual([]);
+    const fastest = new Map<number, number>();
+    sent.forEach((s, n) => {
+      const i = n % corpus.length;
+      if (s.status >= 400) fastest.set(i, Math.min(fastest.get(i) ?? Infinity, s.ms));
+    });
+    for (const [i, ms] of fastest) {
+      for (let again = 0; again < 3 && (fastest.get(i) ?? ms) >= 200; again++) {
+        const r = await post(corpus[i] as CorpusItem, i);
+        fastest.set(i, Math.min(fastest.get(i) ?? ms, r.ms));
+      }
+    }
+    expect([...fastest].filter(([, ms]) => ms >= 200).map(([i, ms]) => `${(corpus[i] as CorpusItem).name}: ${ms.toFixed(0)} ms`)).toEqual([]);
   }, 300_000);
 
   it("keeps the gateway's memory growth under 100 MB across the run", () => {
