@@ -4,7 +4,10 @@
  * against the real gateway (a Redis-stored API key, so each request looks
  * the key up; generous limits, so every request passes them) and against a
  * bare Fastify server that only calls queue.add, in the same run, each as
- * its own process, measured alternately.
+ * its own process, measured alternately. A third target, the bare server
+ * with three Redis round trips before queue.add (as many as the gateway's
+ * authentication + request limits, job quota and job record take), shows
+ * what those round trips cost by themselves on this machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +26,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = 50;
 const PREFIX = `bench-gw-${randomBytes(4).toString('hex')}`;
 const HUGE = '1000000000';
+/** Redis round trips the gateway makes per accepted job besides queue.add. */
+const GATEWAY_ROUND_TRIPS = 3;
 
 function start(args: string[], env: Record<string, string>, readyLine: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', REDIS_URL, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -76,17 +81,25 @@ async function main(): Promise<void> {
     ADMISSION_MAX_BACKLOG: HUGE,
   }, '"gateway listening"');
   const bare = await start(['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts'), String(barePort), `${PREFIX}-bare`], {}, 'bare server listening');
+  const tripsPort = barePort + 1;
+  const trips = await start(
+    ['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts'), String(tripsPort), `${PREFIX}-trips`, String(GATEWAY_ROUND_TRIPS)],
+    {},
+    'bare server listening',
+  );
 
   const targets = {
     gateway: () => load(`http://127.0.0.1:${gwPort}/v1/jobs`, { authorization: `Bearer ${key}` }, body, DURATION_S),
     bare: () => load(`http://127.0.0.1:${barePort}/v1/jobs`, {}, body, DURATION_S),
+    [`bare+${GATEWAY_ROUND_TRIPS}rt`]: () => load(`http://127.0.0.1:${tripsPort}/v1/jobs`, {}, body, DURATION_S),
   };
   // Warm both (JIT, connections, Redis scripts), then alternate so that drift on this shared VM lands on both.
   await load(`http://127.0.0.1:${gwPort}/v1/jobs`, { authorization: `Bearer ${key}` }, body, 2);
   await load(`http://127.0.0.1:${barePort}/v1/jobs`, {}, body, 2);
-  const runs: { target: keyof typeof targets; r: autocannon.Result }[] = [];
+  await load(`http://127.0.0.1:${tripsPort}/v1/jobs`, {}, body, 2);
+  const runs: { target: string; r: autocannon.Result }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const target of ['bare', 'gateway'] as const) runs.push({ target, r: await targets[target]() });
+    for (const [target, run] of Object.entries(targets)) runs.push({ target, r: await run() });
   }
   const rows = runs.map(({ target, r }, i) => ({
     run: i + 1,
@@ -97,24 +110,32 @@ async function main(): Promise<void> {
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
   }));
-  const mean = (t: keyof typeof targets, f: (r: autocannon.Result) => number) => {
+  const mean = (t: string, f: (r: autocannon.Result) => number) => {
     const rs = runs.filter((x) => x.target === t).map((x) => f(x.r));
     return rs.reduce((a, b) => a + b, 0) / rs.length;
   };
   const acceptRps = mean('gateway', (r) => r.requests.average);
   const bareRps = mean('bare', (r) => r.requests.average);
+  const tripsRps = mean(`bare+${GATEWAY_ROUND_TRIPS}rt`, (r) => r.requests.average);
   const p99Ms = Math.max(...runs.filter((x) => x.target === 'gateway').map((x) => x.r.latency.p99));
   const failures = runs.reduce((n, x) => n + x.r.non2xx + x.r.errors + x.r.timeouts, 0);
 
   console.log(`bench:gateway — POST /v1/jobs with a ${png.length}-byte PNG, ${CONNECTIONS} connections, ${ROUNDS}×${DURATION_S} s per target, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'})`);
   console.log(table(rows));
   console.log(`gateway ${acceptRps.toFixed(0)} req/s vs bare queue.add ${bareRps.toFixed(0)} req/s: ratio ${(acceptRps / bareRps).toFixed(2)}; gateway p99 ${p99Ms} ms${failures ? `; ${failures} non-2xx or failed requests` : ''}`);
-  console.log(JSON.stringify({ bench: 'gateway', acceptRps: round(acceptRps), bareRps: round(bareRps), ratio: round(acceptRps / bareRps), p99Ms: round(p99Ms) }));
+  console.log(
+    `reference: the bare server with the gateway's ${GATEWAY_ROUND_TRIPS} extra Redis round trips and nothing else does ${tripsRps.toFixed(0)} req/s (ratio ${(tripsRps / bareRps).toFixed(2)})`,
+  );
+  console.log(
+    JSON.stringify({ bench: 'gateway', acceptRps: round(acceptRps), bareRps: round(bareRps), ratio: round(acceptRps / bareRps), p99Ms: round(p99Ms), roundTripFloorRps: round(tripsRps) }),
+  );
 
   gateway.kill('SIGTERM');
   bare.kill('SIGTERM');
+  trips.kill('SIGTERM');
   await cleanup(redis, PREFIX);
   await cleanup(redis, `${PREFIX}-bare`);
+  await cleanup(redis, `${PREFIX}-trips`);
   redis.disconnect();
 }
 
