@@ -1,5 +1,5 @@
 import type * as ort from 'onnxruntime-node';
-import { allocLike, i64, kvData, kvTensor, type KvArray } from './tensors';
+import { allocLike, i64, kvData, kvTensor, releaseArray, type KvArray } from './tensors';
 
 export interface KvShape {
   layers: number;
@@ -14,7 +14,9 @@ const KINDS = ['key', 'value'] as const;
  * `[rows, heads, length, headDim]`, left-padded so that every row ends at the
  * same column, with a mask saying which columns are real for each row.
  * Joining and leaving copy the cache once; decode steps adopt the decoder's
- * `present` outputs without copying.
+ * `present` outputs without copying. Arrays the batch stops using are freed
+ * at once (`releaseArray`): a real model's cache is megabytes per row and
+ * step, too much to leave to the garbage collector.
  */
 export class KvBatch {
   private constructor(
@@ -86,6 +88,7 @@ export class KvBatch {
 
   /** Takes the decoder's `present` outputs after a step that added `added` columns. */
   adopt(out: ort.InferenceSession.OnnxValueMapType, added: number): void {
+    this.release();
     for (let l = 0; l < this.shape.layers; l++) this.data[l] = KINDS.map((k) => kvData(present(out, l, k)));
     this.masks = this.masks.map((m) => {
       const grown = new Uint8Array(m.length + added).fill(1);
@@ -95,7 +98,7 @@ export class KvBatch {
     this.len += added;
   }
 
-  /** Appends another batch's rows, left-padding the shorter side. */
+  /** Appends another batch's rows, left-padding the shorter side; `other` is used up. */
   join(other: KvBatch): void {
     const width = Math.max(this.len, other.len);
     const data: KvArray[][] = [];
@@ -111,6 +114,8 @@ export class KvBatch {
         }),
       );
     }
+    this.release();
+    other.release();
     this.data = data;
     this.masks = [...this.masks.map((m) => pad(m, width)), ...other.masks.map((m) => pad(m, width))];
     this.len = width;
@@ -127,6 +132,7 @@ export class KvBatch {
     for (const m of masks) skip = Math.min(skip, m.indexOf(1) < 0 ? this.len : m.indexOf(1));
     if (keep.length === 0) skip = 0;
     const width = this.len - skip;
+    const old = this.data;
     this.data = this.data.map((layer) =>
       layer.map((a) => {
         const out = allocLike(a, keep.length * this.shape.heads * width * this.shape.headDim);
@@ -134,8 +140,14 @@ export class KvBatch {
         return out;
       }),
     );
+    for (const layer of old) for (const a of layer) releaseArray(a);
     this.masks = masks.map((m) => m.slice(skip));
     this.len = width;
+  }
+
+  /** Frees the arrays the batch holds now (it is about to replace them). */
+  private release(): void {
+    for (const layer of this.data) for (const a of layer) releaseArray(a);
   }
 
   /**

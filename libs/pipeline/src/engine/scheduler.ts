@@ -5,7 +5,7 @@ import type { ModelConfig } from './model-config';
 import { Sequence, timeoutError, type SequenceRequest, type TextSide } from './sequence';
 import type { ModelSessions } from './sessions';
 import { PrefixCache } from './prefix-cache';
-import { floatTensor, i64, inputType, toFloat32, type FloatType, type KvArray } from './tensors';
+import { floatTensor, i64, inputType, releaseNow, toFloat32, type FloatType, type KvArray } from './tensors';
 import type { VisionCache } from './vision-cache';
 
 /** An image ready for the model: features from the cache, or pixels for the vision encoder. */
@@ -218,6 +218,7 @@ export class Scheduler {
     if (cached) this.stats.prefixHits++;
     this.stats.prefills++;
     const done = seq.accept(seq.pick(lastPosition(out.logits, 0)));
+    releaseNow(out.logits);
     const now = performance.now();
     seq.timings.prefillMs = now - started;
     seq.timings.ttftMs = now - w.submittedAt;
@@ -296,6 +297,7 @@ export class Scheduler {
         done.push(i);
       }
     }
+    releaseNow(out.logits);
     this.leave(done);
   }
 

@@ -49,3 +49,23 @@ export function kvData(t: ort.Tensor): KvArray {
   if (t.type === 'float16') return t.data as Uint16Array | Float16Array;
   throw new Error(`unexpected KV cache element type ${t.type}`);
 }
+
+/**
+ * Frees an output tensor's memory at once instead of at the next major GC,
+ * by detaching its ArrayBuffer (ArrayBuffer.prototype.transfer). The
+ * decoder's logits cover every input position (hundreds of MB for a real
+ * prompt's prefill); left to the GC, they pile up as external memory and
+ * force frequent full collections that stall decoding. Only for a tensor
+ * that owns its whole buffer and that nothing reads afterwards.
+ */
+export function releaseNow(t: ort.Tensor | undefined): void {
+  releaseArray(t?.data);
+}
+
+/** `releaseNow` for a typed array: detaches its buffer when the array covers all of it. */
+export function releaseArray(data: unknown): void {
+  if (!ArrayBuffer.isView(data)) return;
+  const buffer = data.buffer;
+  if (!(buffer instanceof ArrayBuffer) || data.byteOffset !== 0 || data.byteLength !== buffer.byteLength) return;
+  (buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0);
+}
