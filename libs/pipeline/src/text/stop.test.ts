@@ -16,14 +16,14 @@ function run(stops: string[], deltas: string[]) {
   return { emits, rest, stopped, text: emits.join('') + rest };
 }
 
+/** The text cut before the stop that completes first, reading one character at a time. */
 function truncated(full: string, stops: string[]): string {
-  let cut = full.length;
-  for (const s of stops) {
-    if (s.length === 0) continue;
-    const at = full.indexOf(s);
-    if (at !== -1) cut = Math.min(cut, at);
+  for (let end = 1; end <= full.length; end++) {
+    const seen = full.slice(0, end);
+    const done = stops.filter((s) => s.length > 0 && seen.endsWith(s));
+    if (done.length > 0) return seen.slice(0, end - Math.max(...done.map((s) => s.length)));
   }
-  return full.slice(0, cut);
+  return full;
 }
 
 describe('StopMatcher', () => {
@@ -54,11 +54,14 @@ describe('StopMatcher', () => {
     expect(run([''], ['a', 'b']).emits).toEqual(['a', 'b']);
   });
 
-  it('two stop strings: the earliest occurrence wins', () => {
+  it('two stop strings: the one that completes first wins, however the text is split', () => {
     const r = run(['world', 'lo w'], ['hel', 'lo wor', 'ld']);
     expect(r.text).toBe('hel');
     expect(r.stopped).toBe(true);
     expect(run(['abc', 'b'], ['xab', 'c']).text).toBe('xa');
+    // "\n b" begins first but " " completes first: generation would have stopped there.
+    expect(run([' ', '\n b'], ['\n b']).text).toBe('\n');
+    expect(run([' ', '\n b'], ['\n ', 'b']).text).toBe('\n');
   });
 
   it('held-back prefix that turns out not to be a stop is released', () => {

@@ -6,11 +6,11 @@ export interface StopFeedResult {
 }
 
 /**
- * Truncates a stream of text deltas before the first occurrence of any stop
- * string. Streaming clients must never see the beginning of a stop string, so
+ * Truncates a stream of text deltas before the first stop string to complete. Streaming clients must never see the beginning of a stop string, so
  * text that might still turn into one is held back until it is decided.
  * Invariant: the concatenated `emit`s plus `finish()` equal the full text cut
- * before its first stop occurrence (all of it when none occurs).
+ * before the stop string that completes first (all of it when none occurs),
+ * however the text is split into deltas.
  */
 export class StopMatcher {
   private readonly stops: readonly string[];
@@ -30,10 +30,20 @@ export class StopMatcher {
     if (this.done) return { emit: '', stopped: true };
     const text = this.held + delta;
 
+    // The stop that completes first ends the answer, as if the text had come one character at a
+    // time: a longer stop that began earlier but ends later was never finished. Among stops ending
+    // at the same place, the longest (earliest start) wins. So the result does not depend on how the
+    // text was split into deltas.
     let first = -1;
+    let firstEnd = Infinity;
     for (const stop of this.stops) {
       const at = text.indexOf(stop);
-      if (at !== -1 && (first === -1 || at < first)) first = at;
+      if (at === -1) continue;
+      const end = at + stop.length;
+      if (end < firstEnd || (end === firstEnd && at < first)) {
+        first = at;
+        firstEnd = end;
+      }
     }
     if (first !== -1) {
       this.done = true;
