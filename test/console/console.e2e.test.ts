@@ -122,7 +122,8 @@ describe('web console at /console in headless Chromium', () => {
       // The cluster view lists this job of the key's tenant as succeeded, with the live queue and the worker.
       const jobId = (await page.locator('#stat-job').textContent()) ?? '';
       await page.locator('#nav-cluster').press('Enter');
-      expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('h-cluster');
+      // The view changes on the hashchange event that follows the link, not within press().
+      await expect.poll(() => page.evaluate('document.activeElement && document.activeElement.id'), { timeout: 5_000 }).toBe('h-cluster');
       await page.locator(`#jobs tr[data-job-id="${jobId}"] .status.succeeded`).waitFor({ timeout: 10_000 });
       await expectText(page, '#workers', /tiny-random/);
       await expectText(page, '#queue-cards [data-state="completed"] dd', /^[1-9]\d*$/);
