@@ -6,18 +6,10 @@ import { AuthError, Authenticator, type AdmitPlan } from './authenticator';
 import { ApiKeyStore } from './key-store';
 import { LimitExceeded } from './limit-error';
 import { WindowLimiter } from './request-limiter';
-import { TenantSettingsStore, type TenantSettings } from './tenant-settings';
-import { cleanupPrefix, testPrefix, testRedis } from './test-redis';
+import { TenantSettingsStore } from './tenant-settings';
+import { cleanupPrefix, TEST_TENANT_DEFAULTS, testPrefix, testRedis } from './test-redis';
 
-const DEFAULTS: TenantSettings = {
-  requestsPerMinute: 100,
-  keyRequestsPerMinute: 50,
-  tokensPerMinute: 10_000,
-  maxInFlightJobs: 8,
-  maxQueuedJobs: 8,
-  imageUrls: false,
-  ipAllowlist: [],
-};
+const DEFAULTS = TEST_TENANT_DEFAULTS;
 
 async function outcome(p: Promise<unknown>): Promise<string> {
   try {

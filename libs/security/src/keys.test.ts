@@ -6,18 +6,10 @@ import { AuditLog } from './audit-log';
 import { AuthError, Authenticator } from './authenticator';
 import { ApiKeyStore } from './key-store';
 import { runKeysCli } from './keys-cli';
-import { TenantSettingsStore, type TenantSettings } from './tenant-settings';
-import { cleanupPrefix, testPrefix, testRedis } from './test-redis';
+import { TenantSettingsStore } from './tenant-settings';
+import { cleanupPrefix, TEST_TENANT_DEFAULTS, testPrefix, testRedis } from './test-redis';
 
-const DEFAULTS: TenantSettings = {
-  requestsPerMinute: 100,
-  keyRequestsPerMinute: 50,
-  tokensPerMinute: 10_000,
-  maxInFlightJobs: 8,
-  maxQueuedJobs: 8,
-  imageUrls: false,
-  ipAllowlist: [],
-};
+const DEFAULTS = TEST_TENANT_DEFAULTS;
 
 async function reason(p: Promise<unknown>): Promise<string> {
   try {
