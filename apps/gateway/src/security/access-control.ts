@@ -110,7 +110,7 @@ export class AccessControl {
    * limit this request gets 429 instead of 401, and this process refuses the
    * address without reading Redis until the window ends (other pods learn it
    * at the address's next failure there). Guessing keys is hopeless anyway
-   * (128 random bits); this keeps a misbehaving client from filling the
+   * (192 random bits); this keeps a misbehaving client from filling the
    * audit log and costing a key lookup per request.
    */
   private async countFailure(ip: string, route: string): Promise<void> {
