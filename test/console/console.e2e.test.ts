@@ -16,10 +16,20 @@ interface Completion {
 }
 
 /** Records every text the answer shows while it streams (page scripts run in the browser, hence a string). */
+// Rebuilds the answer from each DOM mutation record rather than reading textContent when the observer fires:
+// deltas that arrive in one network read are appended in one task, and the observer sees them all at once.
 const WATCH_ANSWER = `(() => {
   const out = document.getElementById('answer');
-  window.__answerStates = [];
-  new MutationObserver(() => window.__answerStates.push(out.textContent)).observe(out, { childList: true, characterData: true, subtree: true });
+  const states = (window.__answerStates = []);
+  let shown = out.textContent;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      // The playground removes nodes only when it clears the answer for a new question.
+      if (r.removedNodes.length > 0) shown = '';
+      for (const n of r.addedNodes) shown += n.textContent;
+      states.push(shown);
+    }
+  }).observe(out, { childList: true });
 })()`;
 
 describe('web console at /console in headless Chromium', () => {
@@ -100,7 +110,7 @@ describe('web console at /console in headless Chromium', () => {
       const question = 'What do you see in this picture?';
       const { text, states } = await ask(page, question, 24);
       expect(text.length).toBeGreaterThan(0);
-      // Token by token: several growing prefixes of the final text were on screen.
+      // Token by token: each delta was appended on its own, giving several growing prefixes of the final text.
       const distinct = [...new Set(states.filter((s) => s.length > 0))];
       expect(distinct.length).toBeGreaterThan(3);
       for (const s of distinct) expect(text.startsWith(s)).toBe(true);
