@@ -41,6 +41,8 @@ export class PrivateRedis {
     });
     await until('redis-server to answer', async () => {
       const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // Refused connections while the server starts are expected; connect() reports them.
+      c.on('error', () => undefined);
       try {
         await c.connect();
         return (await c.ping()) === 'PONG';
