@@ -1,13 +1,15 @@
 /**
  * bench:gateway — what authentication, limits, validation and enqueueing
  * cost. POST /v1/jobs with a small PNG under autocannon (50 connections)
- * against the real gateway (a Redis-stored API key, so each request looks
- * the key up; generous limits, so every request passes them) and against a
- * bare Fastify server that only calls queue.add, in the same run, each as
- * its own process, measured alternately. A third target, the bare server
- * with three Redis round trips before queue.add (as many as the gateway's
- * authentication + request limits, job quota and job record take), shows
- * what those round trips cost by themselves on this machine.
+ * against the real gateway (a Redis-stored API key, so each request checks
+ * the key in Redis; generous limits, so every request passes them) and
+ * against a bare Fastify server that only calls queue.add, in the same run,
+ * each as its own process, measured alternately. A third target, the bare
+ * server with three Redis round trips of its own before queue.add (one per
+ * step of the gateway's: authentication + request limits, job quota, job
+ * record), shows what those steps would cost by themselves if each request
+ * made its own round trips; the gateway shares them among requests that
+ * arrive together.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +28,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = 50;
 const PREFIX = `bench-gw-${randomBytes(4).toString('hex')}`;
 const HUGE = '1000000000';
-/** Redis round trips the gateway makes per accepted job besides queue.add. */
+/** Redis steps the gateway takes per accepted job besides queue.add. */
 const GATEWAY_ROUND_TRIPS = 3;
 
 function start(args: string[], env: Record<string, string>, readyLine: string): Promise<ChildProcess> {

@@ -11,3 +11,4 @@ export * from './process-job';
 export * from './idempotency';
 export * from './submit';
 export * from './feature-store';
+export * from './tick-batch';

@@ -63,7 +63,7 @@ redis.call('LPUSH', KEYS[3], ARGV[7])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return {1, found}
-`);
+`, { batch: true });
 
 /** A key a new job needs to outlive the job's wait in the queue. */
 export interface JobDependency {

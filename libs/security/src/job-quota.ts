@@ -46,7 +46,7 @@ if fresh then redis.call('SET', KEYS[1], cost, 'PX', win) else redis.call('INCRB
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[10])
 return {1, '', used + cost, ttl, live + 1, queued + 1}
-`);
+`, { batch: true });
 
 const REFUND = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

@@ -48,13 +48,13 @@ end
 /** KEYS: counters. ARGV: cost, max, window ms for each. */
 const CONSUME = new LuaScript(`${CONSUME_FN}
 return consume(0, 0)
-`);
+`, { batch: true });
 
 /** KEYS: key record, tenant settings, counters. ARGV: fingerprint, then cost, max, window ms for each counter. */
 const CONSUME_GUARDED = new LuaScript(`${CONSUME_FN}
 ${KEY_GUARD_LUA}
 return consume(2, 1)
-`);
+`, { batch: true });
 
 /** The key record and tenant settings a guarded consume depends on, and their expected hash. */
 export interface KeyGuard {

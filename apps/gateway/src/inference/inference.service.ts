@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import {
   AppError,
   INFERENCE_JOB,
@@ -10,6 +10,7 @@ import {
 import {
   newJobId,
   submitInference,
+  TickBatch,
   type AnswerCache,
   type EventHub,
   type ImageStore,
@@ -29,6 +30,18 @@ import { METRICS } from '../metrics/tokens';
 
 const SERVED_MODEL_TTL_MS = 2_000;
 
+interface QueuedJob {
+  name: string;
+  data: InferenceJobData;
+  opts: JobsOptions;
+}
+
+/** The id of the job that carries an add: another job's when BullMQ de-duplicated it. */
+function idOf(job: { id?: string }): string {
+  if (!job.id) throw new Error('the queue returned a job without an id');
+  return job.id;
+}
+
 export interface InferenceInput {
   model: string | undefined;
   image: ImageSource;
@@ -42,6 +55,15 @@ export interface InferenceInput {
 @Injectable()
 export class InferenceService {
   private served: { at: number; value: { id: string; revision: string } | null } = { at: 0, value: null };
+  /**
+   * Jobs admitted together go to the queue in one pipeline (addBulk), one
+   * write instead of one per job. If Redis fails the pipeline, every job of
+   * the batch fails, as each would have alone.
+   */
+  private readonly adds = new TickBatch<QueuedJob, string>(
+    async (jobs) => (await this.queue.addBulk(jobs)).map(idOf),
+    async (job) => idOf(await this.queue.add(job.name, job.data, job.opts)),
+  );
 
   constructor(
     @Inject(CONFIG) private readonly cfg: GatewayConfig,
@@ -145,13 +167,8 @@ export class InferenceService {
     }
   }
 
-  private async enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
-    const job = await this.queue.add(INFERENCE_JOB, data, {
-      jobId: data.id,
-      ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}),
-    });
-    if (!job.id) throw new Error('the queue returned a job without an id');
-    return job.id;
+  private enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
+    return this.adds.submit({ name: INFERENCE_JOB, data, opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) } });
   }
 
   /** The model revision workers serve (for cache keys), looked up at most every two seconds. */
