@@ -122,6 +122,15 @@ describe('JobQuota', () => {
     expect(await redis.zrange(quota.jobsKey('cap'), '0', '-1')).toEqual(['q2', 'q5']);
   });
 
+  it('admits exactly the cap of jobs that arrive together, and no more tokens than the budget', async () => {
+    const s = { ...S, maxInFlightJobs: 4, maxQueuedJobs: 4, tokensPerMinute: 1_000 };
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => refusal(quota.admit('burst', `b${i}`, 100, s, Date.now()))));
+    expect(burst.map((r) => r?.state.name ?? 'admitted')).toEqual([...Array<string>(4).fill('admitted'), ...Array<string>(8).fill('tenant_in_flight')]);
+    expect(await redis.zcard(quota.jobsKey('burst'))).toBe(4);
+    const tokens = await Promise.all(Array.from({ length: 12 }, (_, i) => refusal(quota.admit('burst-tokens', `t${i}`, 300, { ...s, maxInFlightJobs: 99, maxQueuedJobs: 99 }, Date.now()))));
+    expect(tokens.map((r) => r?.state.name ?? 'admitted')).toEqual([...Array<string>(3).fill('admitted'), ...Array<string>(9).fill('tenant_tokens')]);
+  });
+
   it('counts a reserved job whose record is not written yet, for a grace period only', async () => {
     const now = Date.now();
     const s = { ...S, maxInFlightJobs: 1, maxQueuedJobs: 1 };
