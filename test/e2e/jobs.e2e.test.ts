@@ -1,6 +1,9 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INFERENCE_QUEUE, RedisKeys, type InferenceJobData } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
-import { cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
+import { cleanupPrefix, REDIS_URL, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
 interface JobView {
   id: string;
@@ -47,6 +50,32 @@ describe('async jobs API', () => {
     expect(done.result?.usage.completion_tokens).toBe(10);
     const sync = (await (await postJson(`${gw.url}/v1/chat/completions`, body)).json()) as { choices: { message: { content: string } }[] };
     expect(done.result?.choices[0]?.message.content).toBe(sync.choices[0]?.message.content);
+  });
+
+  it('gives each of many jobs submitted together a job of its own, carrying its own tenant and question', async () => {
+    // Jobs admitted together share their Redis commands and go to the queue in one addBulk: each reply must still name its own job.
+    const tenants = ['acme', 'globex'] as const;
+    const sent = Array.from({ length: 16 }, (_, i) => ({ tenant: tenants[i % 2] ?? 'acme', question: `burst question ${i}` }));
+    const replies = await Promise.all(sent.map((s) => postJson(jobs(), chatBody(image, s.question, { max_tokens: 2 }), auth(s.tenant))));
+    expect(replies.map((r) => r.status)).toEqual(sent.map(() => 202));
+    const ids = await Promise.all(replies.map(async (r) => ((await r.json()) as JobView).id));
+    expect(new Set(ids).size).toBe(sent.length);
+    const redis = new Redis(REDIS_URL);
+    const queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: redis, prefix: new RedisKeys(prefix).bull() });
+    try {
+      for (const [i, id] of ids.entries()) {
+        const job = await queue.getJob(id);
+        expect({ tenant: job?.data.tenant, question: job?.data.question, record: await redis.hget(new RedisKeys(prefix).job(id), 'tenant') }).toEqual({
+          tenant: sent[i]?.tenant,
+          question: sent[i]?.question,
+          record: sent[i]?.tenant,
+        });
+      }
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
+    for (const [i, id] of ids.entries()) expect((await getJob(id, sent[i]?.tenant)).status).toBe(200);
   });
 
   it('accepts a multipart image + question', async () => {
