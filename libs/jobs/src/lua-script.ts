@@ -35,11 +35,12 @@ export class LuaScript {
   }
 
   run(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
-    if (!this.batched) return this.one.run(redis, keys, args);
+    const batched = this.batched;
+    if (!batched) return this.one.run(redis, keys, args);
     let batch = this.batches.get(redis);
     if (!batch) {
       batch = new TickBatch<Call, unknown>(
-        (calls) => this.runMany(redis, calls),
+        (calls) => runMany(batched, redis, calls),
         (c) => this.one.run(redis, c.keys, c.args),
         MAX_BATCH,
       );
@@ -47,14 +48,15 @@ export class LuaScript {
     }
     return batch.submit({ keys, args });
   }
+}
 
-  private async runMany(redis: Redis, calls: Call[]): Promise<unknown[]> {
-    const header: number[] = [calls.length];
-    for (const c of calls) header.push(c.keys.length, c.args.length);
-    const replies = await (this.batched as ScriptSource).run(redis, calls.flatMap((c) => c.keys), [...header, ...calls.flatMap((c) => c.args)]);
-    if (!Array.isArray(replies)) throw new Error('a batched script did not answer with an array');
-    return replies as unknown[];
-  }
+/** Runs a batch through the wrapper script (see `batchSource`); one reply per call. */
+async function runMany(batched: ScriptSource, redis: Redis, calls: Call[]): Promise<unknown[]> {
+  const header: number[] = [calls.length];
+  for (const c of calls) header.push(c.keys.length, c.args.length);
+  const replies = await batched.run(redis, calls.flatMap((c) => c.keys), [...header, ...calls.flatMap((c) => c.args)]);
+  if (!Array.isArray(replies)) throw new Error('a batched script did not answer with an array');
+  return replies as unknown[];
 }
 
 class ScriptSource {
