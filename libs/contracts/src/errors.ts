@@ -20,6 +20,10 @@ export const ERROR_CODES = [
   'model_load_failed',
   'timeout',
   'cancelled',
+  /** The job's worker died or lost it too many times (BullMQ's stalled limit); a poison input often causes this. */
+  'worker_lost',
+  /** The job never reached the queue (the gateway failed between creating its record and enqueueing it). */
+  'enqueue_lost',
   'internal',
 ] as const;
 
@@ -50,6 +54,8 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'model_load_failed':
     case 'timeout':
     case 'cancelled':
+    case 'worker_lost':
+    case 'enqueue_lost':
       return false;
   }
 }

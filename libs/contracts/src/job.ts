@@ -59,6 +59,12 @@ export const InferenceJobDataSchema = z.strictObject({
   createdAt: z.number().int(),
   /** Epoch milliseconds after which the worker gives up with a `timeout` error. */
   deadline: z.number().int().optional(),
+  /**
+   * Sampling seed the gateway drew when the request gave none: a re-run after a
+   * crash samples the same tokens, so streams never splice two generations.
+   * Apart from `params` on purpose: it must not make the request cacheable.
+   */
+  runSeed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
   /** W3C trace context carriers (`traceparent`, `tracestate`). */
   trace: z.record(z.string(), z.string()).optional(),
 });

@@ -36,6 +36,9 @@ export function statusOf(code: ErrorCode): number {
       return 503;
     case 'timeout':
       return 504;
+    case 'worker_lost':
+    case 'enqueue_lost':
+      return 502;
     case 'model_load_failed':
     case 'internal':
       return 500;
