@@ -12,17 +12,26 @@ import type { TenantSettings } from './tenant-settings';
  *   caps; at a cap, finished, failed, cancelled and expired jobs are pruned
  *   by reading each job's status, so no writer has to remember to decrement.
  *   A member without a job record yet counts as queued for `grace` ms (its
- *   record is being written).
+ *   record is being written). A record past its `deadline` (epoch ms) is dead
+ *   whatever its status says: a job that nobody will finish (its worker died,
+ *   its queue entry is gone) must not hold the slot until its record expires.
  *
- * KEYS: tokens counter, jobs set.
+ * The tokens window is a hash {used, win}: `win` names the window (the id of
+ * the job that opened it), so that a refund can tell whether the window its
+ * reservation was made in still runs.
+ *
+ * KEYS: tokens window, jobs set.
  * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, job key prefix, grace ms, set ttl ms.
+ * Reply: {1, '', used, ttl ms, live, queued, window id} or {0, limit name, value, retry ms}.
  */
 const ADMIT = new LuaScript(`
 local cost, maxT, win = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cur = redis.call('HMGET', KEYS[1], 'used', 'win')
+local used = tonumber(cur[1] or '0')
+local window = cur[2]
 local ttl = redis.call('PTTL', KEYS[1])
 local fresh = false
-if ttl < 0 then used = 0; ttl = win; fresh = true end
+if ttl < 0 or not window then used = 0; ttl = win; fresh = true; window = ARGV[4] end
 if used + cost > maxT then return {0, 'tenant_tokens', used, ttl} end
 local maxIn, maxQ = tonumber(ARGV[6]), tonumber(ARGV[7])
 local live = redis.call('ZCARD', KEYS[2])
@@ -33,7 +42,9 @@ if live >= math.min(maxIn, maxQ) then
   live, queued = 0, 0
   for i = 1, #members, 2 do
     local id, at = members[i], tonumber(members[i + 1])
-    local st = redis.call('HGET', ARGV[8] .. id, 'status')
+    local rec = redis.call('HMGET', ARGV[8] .. id, 'status', 'deadline')
+    local st, dl = rec[1], tonumber(rec[2])
+    if st and dl and dl < now then st = 'past_deadline' end
     if st == 'queued' then live = live + 1; queued = queued + 1
     elseif st == 'running' then live = live + 1
     elseif (not st) and at > now - grace then live = live + 1; queued = queued + 1
@@ -42,16 +53,27 @@ if live >= math.min(maxIn, maxQ) then
   if live >= maxIn then return {0, 'tenant_in_flight', live, 0} end
   if queued >= maxQ then return {0, 'tenant_queued', queued, 0} end
 end
-if fresh then redis.call('SET', KEYS[1], cost, 'PX', win) else redis.call('INCRBY', KEYS[1], cost) end
+if fresh then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'used', cost, 'win', window)
+  redis.call('PEXPIRE', KEYS[1], win)
+else
+  redis.call('HINCRBY', KEYS[1], 'used', cost)
+end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[10])
-return {1, '', used + cost, ttl, live + 1, queued + 1}
+return {1, '', used + cost, ttl, live + 1, queued + 1, window}
 `, { batch: true });
 
+/**
+ * Gives tokens back to the window they were reserved in, and only while it
+ * runs: a refund landing in a later window would let that window admit more
+ * than its limit. KEYS: tokens window. ARGV: tokens, window id.
+ */
 const REFUND = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('DECRBY', KEYS[1], ARGV[1])
-if v < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+if redis.call('HGET', KEYS[1], 'win') ~= ARGV[2] then return 0 end
+local v = redis.call('HINCRBY', KEYS[1], 'used', -tonumber(ARGV[1]))
+if v < 0 then redis.call('HSET', KEYS[1], 'used', 0) end
 return 1
 `);
 
@@ -71,6 +93,8 @@ export interface JobReservation {
   tenant: string;
   jobId: string;
   tokens: number;
+  /** The tokens window the reservation was made in; refunds go to it alone. */
+  window: string;
 }
 
 export class JobQuota {
@@ -92,8 +116,9 @@ export class JobQuota {
     this.busyRetryMs = opts.busyRetryMs ?? 2_000;
   }
 
+  /** A hash {used, win}; named anew (it was a plain counter) so that an old counter never meets HMGET. */
   tokensKey(tenant: string): string {
-    return `${this.prefix}:rl:tokens:${tenant}`;
+    return `${this.prefix}:rl:tokens-window:${tenant}`;
   }
   jobsKey(tenant: string): string {
     return `${this.prefix}:jobs-of:${tenant}`;
@@ -108,14 +133,14 @@ export class JobQuota {
       this.redis,
       [this.tokensKey(tenant), this.jobsKey(tenant)],
       [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.jobKeyPrefix, this.graceMs, this.setTtlMs],
-    )) as [number, string, number, number, number?, number?];
+    )) as [number, string, number, number, number?, number?, string?];
     const [ok, which, a, b] = r;
     if (ok === 1) {
       const states: LimitState[] = [
         { name: 'tenant_tokens', limit: s.tokensPerMinute, remaining: Math.max(0, s.tokensPerMinute - a), resetMs: b },
         { name: 'tenant_in_flight', limit: s.maxInFlightJobs, remaining: Math.max(0, s.maxInFlightJobs - (r[4] ?? 0)), resetMs: 0 },
       ];
-      return { reservation: { tenant, jobId, tokens }, states };
+      return { reservation: { tenant, jobId, tokens, window: r[6] ?? '' }, states };
     }
     switch (which) {
       case 'tenant_tokens':
@@ -147,9 +172,9 @@ export class JobQuota {
     await this.redis.zrem(this.jobsKey(r.tenant), r.jobId);
   }
 
-  /** Gives back reserved tokens that were not generated (while their window still runs). */
+  /** Gives back reserved tokens that were not generated, to the reservation's window; dropped once that window ended. */
   async refundTokens(r: JobReservation, units: number): Promise<void> {
     const n = Math.min(r.tokens, Math.max(0, Math.floor(units)));
-    if (n > 0) await REFUND.run(this.redis, [this.tokensKey(r.tenant)], [n]);
+    if (n > 0) await REFUND.run(this.redis, [this.tokensKey(r.tenant)], [n, r.window]);
   }
 }
