@@ -58,6 +58,14 @@ export class RedisKeys {
   tenantJobs(tenant: string): string {
     return `${this.prefix}:tenant-jobs:${tenant}`;
   }
+  /**
+   * Sorted set of job ids scored by creation time (ms), from record creation
+   * until a worker claims the job or it ends: what the sweeper checks for jobs
+   * that never reached the queue.
+   */
+  pendingJobs(): string {
+    return `${this.prefix}:pending-jobs`;
+  }
   /** Pub/sub channel on which cancellations are broadcast to workers. */
   cancelChannel(): string {
     return `${this.prefix}:cancel`;
