@@ -8,23 +8,36 @@ export interface StreamedEvent {
   event: JobEvent;
 }
 
+export interface EventHubOptions {
+  /**
+   * Milliseconds a follower may see nothing before it re-reads its stream
+   * (XRANGE), whatever pub/sub says: the safety net for a message lost in a
+   * way no reconnect reported. Default 5 000; 0 disables it.
+   */
+  idleResyncMs?: number;
+}
+
 type Listener = (entryId: string, json: string) => void;
 
 /**
  * Follows jobs' event streams for many concurrent HTTP requests over one
  * subscriber connection: live entries arrive by pub/sub, and the stream itself
- * (XRANGE) fills in whatever was written before the subscription or while the
- * connection was down. Entries are delivered once, in stream order.
+ * (XRANGE) fills in whatever was written before the subscription, while the
+ * connection was down, or (the safety net) was missed in any other way.
+ * Entries are delivered once, in stream order.
  */
 export class EventHub {
   private readonly channels = new Map<string, { listeners: Set<Listener>; subscribed: Promise<unknown> }>();
   private readonly catchUps = new Set<() => void>();
+  private readonly idleResyncMs: number;
 
   constructor(
     private readonly sub: Redis,
     private readonly cmd: Redis,
     private readonly keys: RedisKeys,
+    opts: EventHubOptions = {},
   ) {
+    this.idleResyncMs = opts.idleResyncMs ?? 5_000;
     sub.on('message', (channel: string, message: string) => {
       const space = message.indexOf(' ');
       if (space < 0) return;
@@ -33,9 +46,21 @@ export class EventHub {
       for (const l of this.channels.get(channel)?.listeners ?? []) l(entryId, json);
     });
     // After a reconnect, pub/sub messages sent meanwhile are gone: re-read the streams.
+    // ioredis emits `ready` before it even sends the re-SUBSCRIBE, so a read done at
+    // once could miss an entry published before the subscription is live again:
+    // read only once our own SUBSCRIBE, queued behind ioredis's, is acknowledged.
     sub.on('ready', () => {
-      for (const c of this.catchUps) c();
+      void this.resubscribe().finally(() => {
+        for (const c of this.catchUps) c();
+      });
     });
+  }
+
+  private async resubscribe(): Promise<void> {
+    const channels = [...this.channels.keys()];
+    if (channels.length === 0) return;
+    // A failure means the connection dropped again: its next `ready` comes back here.
+    await this.sub.subscribe(...channels).catch(() => undefined);
   }
 
   /**
@@ -58,23 +83,25 @@ export class EventHub {
       pending.push({ id, json });
       notify();
     };
-    // While a stream read is in flight, live messages wait: consuming a newer
+    // While any stream read is in flight, live messages wait: consuming a newer
     // one first would make the older entries of that read look like repeats.
-    let reading = false;
+    // A count, not a flag: reads overlap (a reconnect during the first read, the
+    // safety net), and the first to finish must not release the others' entries.
+    let reading = 0;
     const catchUp = (): void => {
-      reading = true;
+      reading++;
       this.cmd
         .xrange(streamKey, `(${last}`, '+')
         .then((entries) => {
           for (const [id, fields] of entries) pending.push({ id, json: fields[1] ?? '' });
           // Live messages may have overtaken this read; deliver in stream order.
           pending.sort((a, b) => compareStreamIds(a.id, b.id));
-          reading = false;
-          notify();
         })
         .catch((e: unknown) => {
           failed.error = e instanceof Error ? e : new Error('reading the event stream failed', { cause: e });
-          reading = false;
+        })
+        .finally(() => {
+          reading--;
           notify();
         });
     };
@@ -88,9 +115,9 @@ export class EventHub {
       for (;;) {
         if (signal?.aborted) return;
         if (failed.error) throw failed.error;
-        const next = reading ? undefined : pending.shift();
+        const next = reading > 0 ? undefined : pending.shift();
         if (!next) {
-          await new Promise<void>((r) => (wake = r));
+          await this.idle(reading === 0 ? catchUp : null, (w) => (wake = w));
           continue;
         }
         // Pub/sub and XRANGE overlap; the stream order decides.
@@ -105,6 +132,17 @@ export class EventHub {
       this.catchUps.delete(catchUp);
       await this.removeListener(channel, listener);
     }
+  }
+
+  /** Waits for the next wake-up; past `idleResyncMs` of silence, re-reads the stream (`resync`) and waits on. */
+  private idle(resync: (() => void) | null, setWake: (w: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = resync && this.idleResyncMs > 0 ? setTimeout(resync, this.idleResyncMs) : null;
+      setWake(() => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private async addListener(channel: string, l: Listener): Promise<void> {
