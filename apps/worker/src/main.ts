@@ -25,7 +25,10 @@ async function main(): Promise<void> {
   const featureRedis = createRedis(cfg.CACHE_REDIS_URL ?? cfg.REDIS_URL, 'producer', 'worker-features', (err) =>
     log.warn({ err: err.message }, 'vision cache redis error'),
   );
-  const featureStore = new RedisFeatureStore(featureRedis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX));
+  const featureStore = new RedisFeatureStore(featureRedis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX), {
+    timeoutMs: cfg.CACHE_TIMEOUT_MS,
+    onError: (op) => telemetry.metrics.cacheError('vision', op),
+  });
   let engine: FastVlmPipeline;
   try {
     engine = await loadPipeline({

@@ -9,6 +9,11 @@ export const RedisEnvSchema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Cache Redis (answers). Defaults to the queue Redis. */
   CACHE_REDIS_URL: z.string().url().optional(),
+  /**
+   * Milliseconds a read or write of the cache Redis (answers, image features) may take before it
+   * counts as a miss or a dropped write: the cache is optional, never a reason to fail or stall. Default 100.
+   */
+  CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(100),
   /** Prefix of every key the product writes, BullMQ's included. */
   FASTVLM_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]+$/).default('fastvlm'),
 });

@@ -1,9 +1,11 @@
 import { Redis } from 'ioredis';
 import fc from 'fast-check';
+import { freeTcpPort } from './test-ports';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys, type DecodingParams, type InferenceResult } from '@fastvlm/contracts';
 import { AnswerCache } from './answer-cache';
 import { answerCacheKey, type CacheKeyInput } from './cache-key';
+import { createRedis } from './redis';
 import { cleanupPrefix, testPrefix, TEST_REDIS_URL } from './test-redis';
 
 const params: DecodingParams = { maxTokens: 16, temperature: 0, topP: 1, stop: [] };
@@ -75,5 +77,57 @@ describe('AnswerCache', () => {
     for (let i = 0; i < 50; i++) if ((await cache.get(`big${i}`))?.level === 'l1') held++;
     expect(held).toBeGreaterThan(0);
     expect(held).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('AnswerCache when the cache Redis is away', () => {
+  const keys = new RedisKeys(testPrefix());
+  const conns: Redis[] = [];
+  afterAll(() => {
+    for (const c of conns) c.disconnect();
+  });
+
+  /** A real connection to a port nothing listens on: `producer` fails each command at once, `consumer` queues it forever. */
+  async function deadCache(role: 'producer' | 'consumer', timeoutMs = 100) {
+    const errors: [string, string][] = [];
+    const redis = createRedis(`redis://127.0.0.1:${await freeTcpPort()}`, role, 'dead-cache', () => undefined);
+    conns.push(redis);
+    const cache = new AnswerCache(redis, keys, { l1MaxBytes: 1 << 20, l2TtlSeconds: 60, timeoutMs, onError: (op, err) => errors.push([op, err instanceof Error ? err.name : String(err)]) });
+    return { cache, errors };
+  }
+
+  it('reads a lookup that errors as a miss and settles a write that errors, reporting each', async () => {
+    const { cache, errors } = await deadCache('producer');
+    expect(await cache.get('k')).toBeNull();
+    await expect(cache.store('k', result)).resolves.toBeUndefined();
+    expect(errors.map(([op]) => op)).toEqual(['get', 'set']);
+  });
+
+  it('bounds a lookup and a write that Redis never answers by the timeout: a miss and a dropped write', async () => {
+    const { cache, errors } = await deadCache('consumer', 50);
+    expect(await cache.get('k')).toBeNull();
+    await expect(cache.store('k', result)).resolves.toBeUndefined();
+    expect(errors).toEqual([
+      ['get', 'CacheTimeout'],
+      ['set', 'CacheTimeout'],
+    ]);
+  });
+
+  it('still serves answers this process remembered while L2 is away', async () => {
+    const { cache, errors } = await deadCache('producer');
+    cache.remember('seen', result);
+    expect(await cache.get('seen')).toEqual({ result, level: 'l1' });
+    expect(errors).toEqual([]);
+  });
+
+  it('treats an entry that is not JSON as a miss', async () => {
+    const redis = new Redis(TEST_REDIS_URL);
+    conns.push(redis);
+    const errors: string[] = [];
+    const cache = new AnswerCache(redis, keys, { l1MaxBytes: 0, l2TtlSeconds: 60, onError: (op) => errors.push(op) });
+    await redis.set(keys.answer('garbage'), '{not json', 'EX', 60);
+    expect(await cache.get('garbage')).toBeNull();
+    expect(errors).toEqual([]);
+    await redis.del(keys.answer('garbage'));
   });
 });

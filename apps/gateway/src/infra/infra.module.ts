@@ -3,8 +3,10 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
+import type { GatewayMetrics } from '@fastvlm/observability';
 import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
+import { METRICS } from '../metrics/tokens';
 import * as T from './tokens';
 import type { Logger } from 'pino';
 
@@ -22,6 +24,8 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
   providers: [
     { provide: T.REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(c.REDIS_URL, 'producer', 'gateway', sink(l)) },
     {
+      // Fail-fast like the command connection: while the cache Redis is away its calls fail at
+      // once and read as misses (a queueing connection would hold every request for the timeout).
       provide: T.CACHE_REDIS,
       inject: [CONFIG, T.REDIS, LOGGER],
       useFactory: (c: C, r: Redis, l: Logger) => (c.CACHE_REDIS_URL ? createRedis(c.CACHE_REDIS_URL, 'producer', 'gateway-cache', sink(l)) : r),
@@ -31,10 +35,16 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
     { provide: T.JOB_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobStore(r, k, c.JOB_TTL_S) },
     { provide: T.IMAGE_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new ImageStore(r, k, c.IMAGE_TTL_S) },
     {
+      // The cache is optional: its errors and timeouts are misses, counted in /metrics.
       provide: T.ANSWER_CACHE,
-      inject: [T.CACHE_REDIS, T.KEYS, CONFIG],
-      useFactory: (r: Redis, k: RedisKeys, c: C) =>
-        new AnswerCache(r, k, { l1MaxBytes: c.ANSWER_CACHE_L1_BYTES, l2TtlSeconds: c.ANSWER_CACHE_TTL_S }),
+      inject: [T.CACHE_REDIS, T.KEYS, CONFIG, METRICS],
+      useFactory: (r: Redis, k: RedisKeys, c: C, m: GatewayMetrics) =>
+        new AnswerCache(r, k, {
+          l1MaxBytes: c.ANSWER_CACHE_L1_BYTES,
+          l2TtlSeconds: c.ANSWER_CACHE_TTL_S,
+          timeoutMs: c.CACHE_TIMEOUT_MS,
+          onError: (op) => m.cacheError('answer_l2', op),
+        }),
     },
     { provide: T.EVENT_HUB, inject: [T.SUB_REDIS, T.REDIS, T.KEYS], useFactory: (s: Redis, r: Redis, k: RedisKeys) => new EventHub(s, r, k) },
     {

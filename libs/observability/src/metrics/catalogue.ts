@@ -77,6 +77,13 @@ export const METRICS = {
     labels: ['level'],
     apps: ['gateway', 'worker'],
   },
+  cacheErrors: {
+    name: 'fastvlm_cache_errors_total',
+    type: 'counter',
+    help: 'Cache Redis calls that failed or timed out (CACHE_TIMEOUT_MS), served as misses or dropped writes, by level (answer_l2, vision) and op (get, set).',
+    labels: ['level', 'op'],
+    apps: ['gateway', 'worker'],
+  },
   rejections: {
     name: 'fastvlm_rejections_total',
     type: 'counter',

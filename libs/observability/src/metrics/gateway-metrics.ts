@@ -3,6 +3,9 @@ import { MetricsRegistry } from './registry';
 /** Cache levels, as the `level` label spells them. */
 export type CacheLevel = 'answer_l1' | 'answer_l2' | 'vision';
 
+/** What a failed cache call was doing. */
+export type CacheOp = 'get' | 'set';
+
 export interface QueueSnapshot {
   /** Jobs by BullMQ state. */
   counts: Record<string, number>;
@@ -17,6 +20,7 @@ export class GatewayMetrics {
   private readonly duration;
   private readonly hits;
   private readonly misses;
+  private readonly cacheErrors;
   private readonly rejections;
 
   constructor(onError?: (err: unknown) => void) {
@@ -25,12 +29,15 @@ export class GatewayMetrics {
     this.duration = this.registry.histogram('requestDuration');
     this.hits = this.registry.counter('cacheHits');
     this.misses = this.registry.counter('cacheMisses');
+    this.cacheErrors = this.registry.counter('cacheErrors');
     this.rejections = this.registry.counter('rejections');
     // Series that exist from the start make rate() and hit ratios defined before the first lookup.
     for (const level of ['answer_l1', 'answer_l2'] as const) {
       this.hits(0, { level });
       this.misses(0, { level });
     }
+    // The gateway only reads the cache Redis (workers write it).
+    this.cacheErrors(0, { level: 'answer_l2', op: 'get' });
   }
 
   /** One answered HTTP request; `route` is the route template (bounded), never the raw URL. */
@@ -41,6 +48,11 @@ export class GatewayMetrics {
 
   cacheLookup(level: CacheLevel, hit: boolean): void {
     (hit ? this.hits : this.misses)(1, { level });
+  }
+
+  /** A cache Redis call that failed or timed out (and was served as a miss). */
+  cacheError(level: CacheLevel, op: CacheOp): void {
+    this.cacheErrors(1, { level, op });
   }
 
   rejected(reason: string): void {

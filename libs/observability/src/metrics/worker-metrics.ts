@@ -19,6 +19,7 @@ export class WorkerMetrics {
   private readonly success;
   private readonly failed;
   private readonly running;
+  private readonly cacheErrors;
   private model: { model: string; dtype: string; loaded: boolean } | null = null;
 
   constructor(onError?: (err: unknown) => void) {
@@ -33,10 +34,12 @@ export class WorkerMetrics {
     this.success = this.registry.counter('requestSuccess');
     this.failed = this.registry.counter('jobsFailed');
     this.running = this.registry.upDown('jobsRunning');
+    this.cacheErrors = this.registry.counter('cacheErrors');
     // Series that exist from the start make rate() defined before the first job.
     this.running(0, {});
     this.promptTokens(0, {});
     this.generationTokens(0, {});
+    this.cacheErrors(0, { level: 'answer_l2', op: 'set' });
     this.registry.observeGauge('modelLoaded', (emit) => {
       if (this.model) emit(this.model.loaded ? 1 : 0, { model: this.model.model, dtype: this.model.dtype });
     });
@@ -89,5 +92,10 @@ export class WorkerMetrics {
 
   scrape(): Promise<string> {
     return this.registry.scrape();
+  }
+
+  /** A cache Redis call that failed or timed out: an answer write dropped, or an image-feature lookup served as a miss. */
+  cacheError(level: 'answer_l2' | 'vision', op: 'get' | 'set'): void {
+    this.cacheErrors(1, { level, op });
   }
 }
