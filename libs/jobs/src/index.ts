@@ -8,6 +8,8 @@ export * from './cache-key';
 export * from './answer-cache';
 export * from './worker-registry';
 export * from './process-job';
+export * from './job-reconciler';
+export * from './job-sweeper';
 export * from './idempotency';
 export * from './submit';
 export * from './feature-store';

@@ -8,62 +8,8 @@ import {
   type SerializedError,
   JOB_STATUSES,
 } from '@fastvlm/contracts';
-import { LuaScript } from './lua-script';
-
-/**
- * Atomically checks the job's status, moves it, appends an event to its stream
- * and announces the entry on its channel. Doing all of it in one script is what
- * makes "exactly one result" hold when a crashed job runs twice.
- *
- * KEYS: record, stream. ARGV: channel, allowed-from (comma list), new status,
- * event JSON, ttl seconds (0 = keep), then field/value pairs to set.
- */
-const TRANSITION = new LuaScript(`
-local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return {'missing', ''} end
-local allowed = false
-for s in string.gmatch(ARGV[2], '[^,]+') do if s == st then allowed = true end end
-if not allowed then return {'rejected', st} end
-redis.call('HSET', KEYS[1], 'status', ARGV[3])
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[4])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[4])
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-return {'ok', st}
-`);
-
-/** Appends a token event while the job is running. KEYS: record, stream. ARGV: channel, event JSON. */
-const APPEND_IF_RUNNING = new LuaScript(`
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
-return id
-`);
-
-/**
- * Creates the record and its first event unless the id exists, puts the id
- * first on the tenant's recent list (trimmed, for the console), and refreshes
- * the TTL of the key the job depends on (its stored image), reporting whether
- * that key exists, all in one round trip.
- * KEYS: record, stream, recent list, dependency (optional). ARGV: channel, event, list length, ttl, dependency ttl, fields…
- * Reply: {created (0/1), dependency found (0/1)}.
- */
-const CREATE = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
-local found = 0
-if #KEYS > 3 then found = redis.call('EXPIRE', KEYS[4], ARGV[5]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-local id = redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
-redis.call('LPUSH', KEYS[3], ARGV[7])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-return {1, found}
-`, { batch: true });
+import { APPEND_IF_CURRENT, CREATE, MOVE_TO, MOVE_TO_ALLOW_OOM, START, SWEEP_PENDING } from './job-scripts';
+import type { LuaScript } from './lua-script';
 
 /** A key a new job needs to outlive the job's wait in the queue. */
 export interface JobDependency {
@@ -80,6 +26,10 @@ export interface JobRecord {
   status: JobStatus;
   model: string;
   createdAt: number;
+  /** Epoch ms after which the job is dead whatever its status says (absent: no deadline). */
+  deadline?: number;
+  /** Claims so far (absent until a worker starts it); the current run's fence. */
+  attempt?: number;
   startedAt?: number;
   finishedAt?: number;
   result?: InferenceResult;
@@ -91,19 +41,31 @@ export interface NewJob {
   tenant: string;
   model: string;
   createdAt: number;
+  /** Epoch ms after which the worker gives up on the job (`timeout`). */
+  deadline?: number;
 }
 
+/**
+ * `superseded`: the write came from a run that no longer holds the job
+ * (another run claimed it since), so it was refused.
+ */
 export type TransitionOutcome =
   | { ok: true; from: JobStatus }
   | { ok: false; reason: 'missing' }
-  | { ok: false; reason: 'rejected'; current: JobStatus };
+  | { ok: false; reason: 'rejected' | 'superseded'; current: JobStatus };
+
+/** A claim: the attempt number fences every write of this run. */
+export type StartOutcome = { ok: true; from: JobStatus; attempt: number } | Exclude<TransitionOutcome, { ok: true }>;
+
+/** What the sweeper did with one pending id. */
+export type SweepOutcome = 'failed' | 'enqueued' | 'missing' | JobStatus;
 
 /** Public job records and their event streams (queue Redis). */
 export class JobStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    /** Seconds a finished job's record and events are kept. */
+    /** Seconds a finished job's record and events are kept (and kept past the deadline of an unfinished one). */
     private readonly ttlSeconds: number,
   ) {}
 
@@ -115,19 +77,30 @@ export class JobStore {
   /**
    * Creates a queued job and, in the same round trip, refreshes the TTL of
    * `dependency` (the job's image), saying whether it still exists.
+   * The record and its events expire `JOB_TTL_S` after the deadline (after
+   * creation without one) unless the job ends first, whatever happens to it.
    */
   async createWith(job: NewJob, dependency: JobDependency | null): Promise<{ created: boolean; dependencyFound: boolean }> {
     const event: JobEvent = { type: 'status', status: 'queued' };
+    const untilDeadline = job.deadline !== undefined ? Math.ceil(Math.max(0, job.deadline - job.createdAt) / 1000) : 0;
     const [created, found] = (await CREATE.run(
       this.redis,
-      [this.keys.job(job.id), this.keys.events(job.id), this.keys.tenantJobs(job.tenant), ...(dependency ? [dependency.key] : [])],
+      [
+        this.keys.job(job.id),
+        this.keys.events(job.id),
+        this.keys.tenantJobs(job.tenant),
+        this.keys.pendingJobs(),
+        ...(dependency ? [dependency.key] : []),
+      ],
       [
         this.keys.eventsChannel(job.id),
         JSON.stringify(event),
         RECENT_JOBS,
         this.ttlSeconds,
         dependency?.ttlSeconds ?? 0,
-        // ARGV[7] is the id: the script pushes it to the recent list.
+        untilDeadline + this.ttlSeconds,
+        job.id,
+        job.createdAt,
         'id',
         job.id,
         'tenant',
@@ -138,6 +111,7 @@ export class JobStore {
         'queued',
         'created_at',
         job.createdAt,
+        ...(job.deadline !== undefined ? ['deadline', job.deadline] : []),
       ],
     )) as [number, number];
     return { created: created === 1, dependencyFound: found === 1 };
@@ -150,9 +124,9 @@ export class JobStore {
     return records.filter((r): r is JobRecord => r !== null && r.tenant === tenant);
   }
 
-  /** Removes a record that never got a queue job (e.g. the enqueue was de-duplicated). */
+  /** Removes a record that never got a queue job (the enqueue was de-duplicated onto another job). */
   async discard(id: string): Promise<void> {
-    await this.redis.del(this.keys.job(id), this.keys.events(id));
+    await this.redis.multi().del(this.keys.job(id), this.keys.events(id)).zrem(this.keys.pendingJobs(), id).exec();
   }
 
   async get(id: string): Promise<JobRecord | null> {
@@ -166,6 +140,8 @@ export class JobStore {
       status,
       model: h.model ?? '',
       createdAt: Number(h.created_at),
+      ...(h.deadline ? { deadline: Number(h.deadline) } : {}),
+      ...(h.attempt ? { attempt: Number(h.attempt) } : {}),
       ...(h.started_at ? { startedAt: Number(h.started_at) } : {}),
       ...(h.finished_at ? { finishedAt: Number(h.finished_at) } : {}),
       ...(h.result ? { result: InferenceResultSchema.parse(JSON.parse(h.result)) } : {}),
@@ -173,27 +149,60 @@ export class JobStore {
     };
   }
 
-  /** Worker picked the job up (first run, or re-run after a crash). */
-  start(id: string, now: number): Promise<TransitionOutcome> {
-    return this.transition(id, ['queued', 'running'], 'running', { type: 'status', status: 'running' }, 0, {
-      started_at: now,
-    });
+  /** The record's status; null when it does not exist (never created, discarded or expired). */
+  async status(id: string): Promise<JobStatus | null> {
+    const st = await this.redis.hget(this.keys.job(id), 'status');
+    return JOB_STATUSES.find((s) => s === st) ?? null;
   }
 
-  /** A transient failure: the job goes back to the queue for another attempt. */
-  requeue(id: string): Promise<TransitionOutcome> {
-    return this.transition(id, ['running'], 'queued', { type: 'status', status: 'queued' }, 0, {});
+  /**
+   * A worker claims the job (first run, or a re-run after a crash) and gets
+   * the attempt number that fences its writes. `claim` is the queue's count of
+   * claims of this job (BullMQ's `attemptsStarted`): a run whose claim is not
+   * newer than the record's attempt lost the job to a later run and is
+   * refused (`superseded`). Without it, the next number is taken.
+   */
+  async start(id: string, now: number, claim?: number): Promise<StartOutcome> {
+    const event: JobEvent = { type: 'status', status: 'running' };
+    const [kind, status, attempt] = (await START.run(
+      this.redis,
+      [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs()],
+      [this.keys.eventsChannel(id), JSON.stringify(event), now, claim ?? '', id],
+    )) as [string, string, number];
+    const outcome = this.outcome(id, kind, status);
+    return outcome.ok ? { ...outcome, attempt: Number(attempt) } : outcome;
   }
 
-  succeed(id: string, result: InferenceResult): Promise<TransitionOutcome> {
-    return this.transition(id, ['queued', 'running'], 'succeeded', { type: 'done', result }, this.ttlSeconds, {
-      result: JSON.stringify(result),
-      finished_at: result.finishedAt,
-    });
+  /** A transient failure of the run holding `attempt`: the job goes back to the queue for another attempt. */
+  requeue(id: string, attempt: number): Promise<TransitionOutcome> {
+    return this.move(MOVE_TO_ALLOW_OOM, id, ['running'], 'queued', { type: 'status', status: 'queued' }, 0, attempt, false, {});
   }
 
-  fail(id: string, error: SerializedError, now: number): Promise<TransitionOutcome> {
-    return this.transition(id, ['queued', 'running'], 'failed', { type: 'error', error }, this.ttlSeconds, {
+  /**
+   * Stores the result of the run holding `attempt`. Without an attempt, only a
+   * job no run has claimed can take a result (an answer found in the cache).
+   */
+  succeed(id: string, result: InferenceResult, attempt?: number): Promise<TransitionOutcome> {
+    return this.move(
+      MOVE_TO,
+      id,
+      attempt === undefined ? ['queued'] : ['running'],
+      'succeeded',
+      { type: 'done', result },
+      this.ttlSeconds,
+      attempt,
+      true,
+      { result: JSON.stringify(result), finished_at: result.finishedAt },
+    );
+  }
+
+  /**
+   * Fails the job for good. With `attempt`, only for the run holding it; without,
+   * whichever run holds it (the queue ended the job, or it never got there).
+   * Runs even when Redis is at `maxmemory`.
+   */
+  fail(id: string, error: SerializedError, now: number, attempt?: number): Promise<TransitionOutcome> {
+    return this.move(MOVE_TO_ALLOW_OOM, id, ['queued', 'running'], 'failed', { type: 'error', error }, this.ttlSeconds, attempt, true, {
       error: JSON.stringify(error),
       finished_at: now,
     });
@@ -201,39 +210,85 @@ export class JobStore {
 
   /** Cancels a queued or running job and tells the workers, so a running one stops at its next token. */
   async cancel(id: string, now: number): Promise<TransitionOutcome> {
-    const outcome = await this.transition(id, ['queued', 'running'], 'cancelled', { type: 'status', status: 'cancelled' }, this.ttlSeconds, {
-      finished_at: now,
-    });
+    const outcome = await this.move(
+      MOVE_TO_ALLOW_OOM,
+      id,
+      ['queued', 'running'],
+      'cancelled',
+      { type: 'status', status: 'cancelled' },
+      this.ttlSeconds,
+      undefined,
+      true,
+      { finished_at: now },
+    );
     if (outcome.ok) await this.redis.publish(this.keys.cancelChannel(), id);
     return outcome;
   }
 
-  /** Appends a token event; false when the job is no longer running (cancelled, finished). */
-  async appendToken(id: string, index: number, text: string): Promise<boolean> {
-    const event: JobEvent = { type: 'token', index, text };
-    const r = await APPEND_IF_RUNNING.run(
+  /**
+   * Appends a token event of the run holding `attempt`; false when that run
+   * may no longer write (the job was cancelled, finished, or claimed by another run).
+   */
+  async appendToken(id: string, index: number, text: string, attempt: number): Promise<boolean> {
+    const event: JobEvent = { type: 'token', index, text, attempt };
+    const r = await APPEND_IF_CURRENT.run(
       this.redis,
       [this.keys.job(id), this.keys.events(id)],
-      [this.keys.eventsChannel(id), JSON.stringify(event)],
+      [this.keys.eventsChannel(id), JSON.stringify(event), attempt],
     );
     return r !== null;
   }
 
-  private async transition(
+  /** Up to `limit` pending ids (created, never claimed) created before `before`, oldest first. */
+  pendingBefore(before: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.pendingJobs(), '-inf', `(${before}`, 'LIMIT', 0, limit);
+  }
+
+  /**
+   * Fails a pending job with `error` if it is still queued and `queueJobKey`
+   * (its queue job) does not exist; otherwise only drops it from the index.
+   */
+  async sweepPending(id: string, queueJobKey: string, error: SerializedError, now: number): Promise<SweepOutcome> {
+    const event: JobEvent = { type: 'error', error };
+    const r = await SWEEP_PENDING.run(
+      this.redis,
+      [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs(), queueJobKey],
+      [this.keys.eventsChannel(id), JSON.stringify(event), this.ttlSeconds, id, now, JSON.stringify(error)],
+    );
+    const known: SweepOutcome | undefined = r === 'failed' || r === 'enqueued' || r === 'missing' ? r : JOB_STATUSES.find((s) => s === r);
+    if (!known) throw new Error(`sweeping job ${id} answered "${String(r)}"`);
+    return known;
+  }
+
+  private async move(
+    script: LuaScript,
     id: string,
     from: JobStatus[],
     to: JobStatus,
     event: JobEvent,
     ttl: number,
+    attempt: number | undefined,
+    unindex: boolean,
     fields: Record<string, string | number>,
   ): Promise<TransitionOutcome> {
-    const args: (string | number)[] = [this.keys.eventsChannel(id), from.join(','), to, JSON.stringify(event), ttl];
+    const args: (string | number)[] = [this.keys.eventsChannel(id), from.join(','), to, JSON.stringify(event), ttl, attempt ?? '', unindex ? id : ''];
     for (const [k, v] of Object.entries(fields)) args.push(k, v);
-    const reply = (await TRANSITION.run(this.redis, [this.keys.job(id), this.keys.events(id)], args)) as [string, string];
-    const [kind, status] = reply;
+    const [kind, status] = (await script.run(this.redis, [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs()], args)) as [string, string];
+    return this.outcome(id, kind, status);
+  }
+
+  private outcome(id: string, kind: string, status: string): TransitionOutcome {
     if (kind === 'missing') return { ok: false, reason: 'missing' };
     const current = JOB_STATUSES.find((s) => s === status);
     if (!current) throw new Error(`job ${id} has an unknown status "${status}"`);
-    return kind === 'ok' ? { ok: true, from: current } : { ok: false, reason: 'rejected', current };
+    switch (kind) {
+      case 'ok':
+        return { ok: true, from: current };
+      case 'rejected':
+      case 'superseded':
+        return { ok: false, reason: kind, current };
+      default:
+        throw new Error(`a job transition of ${id} answered "${kind}"`);
+    }
   }
 }

@@ -33,6 +33,12 @@ export interface Attempt {
   maxAttempts: number;
   /** Aborts when the job is cancelled while it runs. */
   signal: AbortSignal;
+  /**
+   * The queue's count of claims of this job including this one (BullMQ's
+   * `attemptsStarted`): the run's fence, so that a run that lost its claim can
+   * neither take the job back nor write it. Absent: the next attempt number.
+   */
+  claim?: number;
 }
 
 export type ProcessOutcome = 'succeeded' | 'cancelled' | 'already-finished' | 'failed';
@@ -40,21 +46,29 @@ export type ProcessOutcome = 'succeeded' | 'cancelled' | 'already-finished' | 'f
 /**
  * Where a failure should go: `fatal` errors fail the job for good (bad input
  * that slipped through, cancelled, expired image); `transient` ones are retried
- * by the queue with backoff until attempts run out.
+ * by the queue with backoff until attempts run out. The message starts with the
+ * code, so that the queue's failed reason still says it when the record could
+ * not be written (the reconciler reads it back: see `failureFromReason`).
  */
 export class JobFailure extends Error {
   constructor(
     readonly kind: 'fatal' | 'transient',
     readonly error: SerializedError,
   ) {
-    super(error.message);
+    super(`${error.code}: ${error.message}`);
     this.name = 'JobFailure';
   }
 }
 
+/** Why a run stopped writing before its engine finished. */
+type Interrupted = { kind: 'write-failed'; error: unknown } | { kind: 'claim-lost' };
+
 /**
  * Runs one inference job: claims it, streams tokens into its event stream,
- * stores the result exactly once, fills the answer cache.
+ * stores the result exactly once, then fills the answer cache. Any failure
+ * after the claim ends the run's hold on the job (failed, or queued again for
+ * a retry); when even that write fails, the queue's failure of the job is
+ * reconciled to the record (`JobReconciler`), and the record's TTL ends it at worst.
  */
 export async function processInferenceJob(
   deps: ProcessDeps,
@@ -63,34 +77,68 @@ export async function processInferenceJob(
 ): Promise<ProcessOutcome> {
   const { store } = deps;
   const startedAt = deps.now();
-  // Fetching the image does not depend on the claim; overlapping saves a round trip per job.
-  const [claimed, image] = await Promise.all([store.start(data.id, startedAt), deps.images.get(data.image.sha256)]);
-  if (!claimed.ok) {
-    if (claimed.reason === 'missing') {
-      throw new JobFailure('fatal', { code: 'not_found', message: `job ${data.id} has no record (expired?)` });
-    }
-    return claimed.current === 'cancelled' ? 'cancelled' : 'already-finished';
-  }
-
+  /** This run's fence, once it holds the job. */
+  let run: number | null = null;
   try {
+    // Fetching the image does not depend on the claim; overlapping saves a round trip per job.
+    const [claimed, image] = await Promise.allSettled([store.start(data.id, startedAt, attempt.claim), deps.images.get(data.image.sha256)]);
+    if (claimed.status === 'rejected') throw claimed.reason;
+    const claim = claimed.value;
+    if (!claim.ok) {
+      if (claim.reason === 'missing') {
+        throw new JobFailure('fatal', { code: 'not_found', message: `job ${data.id} has no record (expired?)` });
+      }
+      return claim.current === 'cancelled' ? 'cancelled' : 'already-finished';
+    }
+    run = claim.attempt;
+    if (image.status === 'rejected') throw image.reason;
     if (data.model !== deps.engine.info.id) {
       throw new AppError('model_not_found', `this worker serves ${deps.engine.info.id}, not ${data.model}`);
     }
-    if (!image) {
+    if (!image.value) {
       throw new AppError('invalid_request', 'the job image expired before a worker took the job; submit it again');
     }
+    const fence = run;
+    // The sequence stops at the first token write that fails or is refused;
+    // the other sequences of the engine's batch go on.
+    const stop = new AbortController();
+    let interrupted: Interrupted | null = null;
+    const interrupt = (why: Interrupted): void => {
+      if (interrupted) return;
+      interrupted = why;
+      stop.abort();
+    };
     // Token events are written in order on one connection; collect their
     // promises so that the result is never stored before its last token.
-    const writes: Promise<boolean>[] = [];
+    // Each one settles without rejecting: its error is handled here, at once.
+    const writes: Promise<void>[] = [];
     const generated = await deps.engine.generate({
-      image,
+      image: image.value,
       question: data.question,
-      params: data.params,
-      signal: attempt.signal,
+      // A re-run samples what the first run sampled: the seed the gateway drew, when the request gave none.
+      params: data.params.seed === undefined && data.runSeed !== undefined ? { ...data.params, seed: data.runSeed } : data.params,
+      signal: AbortSignal.any([attempt.signal, stop.signal]),
       ...(data.deadline !== undefined ? { deadline: data.deadline } : {}),
-      onToken: (d) => writes.push(store.appendToken(data.id, d.index, d.text)),
+      onToken: (d) => {
+        if (stop.signal.aborted) return;
+        writes.push(
+          store.appendToken(data.id, d.index, d.text, fence).then(
+            (ok) => (ok ? undefined : interrupt({ kind: 'claim-lost' })),
+            (e: unknown) => interrupt({ kind: 'write-failed', error: e }),
+          ),
+        );
+      },
     });
     await Promise.all(writes);
+    const why = interrupted as Interrupted | null;
+    if (why?.kind === 'write-failed') {
+      const message = why.error instanceof Error ? why.error.message : String(why.error);
+      throw new JobFailure('transient', { code: 'service_unavailable', message: `a token write was refused: ${message}` });
+    }
+    if (why?.kind === 'claim-lost') {
+      // Cancelled (a cancel this run did not hear of) or taken over by another run.
+      return (await store.status(data.id)) === 'cancelled' ? 'cancelled' : 'already-finished';
+    }
     if (generated.finishReason === 'cancelled') return 'cancelled';
 
     const finishedAt = deps.now();
@@ -111,18 +159,20 @@ export async function processInferenceJob(
         ttftMs: round(generated.timings.ttftMs),
       },
     };
+    const stored = await store.succeed(data.id, result, fence);
+    if (!stored.ok) return stored.reason !== 'missing' && stored.current === 'cancelled' ? 'cancelled' : 'already-finished';
     const cacheable = data.cacheKey !== null && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision;
-    // A deterministic answer is the same whichever run stores it, so the cache write need not wait for the claim check.
-    const [stored] = await Promise.all([store.succeed(data.id, result), cacheable && data.cacheKey ? deps.answers.store(data.cacheKey, result) : null]);
-    if (!stored.ok) return stored.reason === 'rejected' && stored.current === 'cancelled' ? 'cancelled' : 'already-finished';
+    // The result is stored: the cache is optional, and a slow or failing one must not hold the job.
+    if (cacheable && data.cacheKey) void deps.answers.store(data.cacheKey, result).catch(() => undefined);
     return 'succeeded';
   } catch (e) {
     const failure = toFailure(e);
     const last = attempt.attemptsMade + 1 >= attempt.maxAttempts;
-    if (failure.kind === 'fatal' || last) {
-      await store.fail(data.id, failure.error, deps.now());
-    } else {
-      await store.requeue(data.id);
+    // Without a claim there is nothing this run may write: the queue retries or fails the job, and the reconciler ends the record.
+    if (run !== null) {
+      const write = failure.kind === 'fatal' || last ? store.fail(data.id, failure.error, deps.now(), run) : store.requeue(data.id, run);
+      // A failure write that fails leaves the record to the queue: its failure is reconciled, its retry claims the job anew.
+      await write.catch(() => undefined);
     }
     throw failure;
   }

@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+/** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+export function unusedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/**
+ * A redis-server of the test's own, on its own port, for tests that change its
+ * configuration (maxmemory) or kill it; the shared Redis is never reconfigured.
+ */
+export class OwnRedis {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<OwnRedis> {
+    const port = await unusedPort();
+    const dir = mkdtempSync(join(tmpdir(), 'fastvlm-jobs-redis-'));
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], { stdio: 'ignore' });
+    const url = `redis://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // Refused connections while the server starts are expected; connect() reports them.
+      c.on('error', () => undefined);
+      const up = await c.connect().then(
+        async () => (await c.ping()) === 'PONG',
+        () => false,
+      );
+      c.disconnect();
+      if (up) return new OwnRedis(proc, dir, url);
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.proc.exitCode === null) {
+      const exited = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
