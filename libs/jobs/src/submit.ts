@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult } from '@fastvlm/contracts';
+import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult, type JobStatus } from '@fastvlm/contracts';
 import { SpanKind, inSpan, traceCarrier } from '@fastvlm/observability';
 import type { AnswerCache, CacheLevel } from './answer-cache';
 import { answerCacheKey } from './cache-key';
@@ -11,15 +11,26 @@ const ID_BYTES = 16;
 const idPool = Buffer.alloc(ID_BYTES * 256);
 let idOffset = idPool.length;
 
-/** Random public job id (128 bits); never BullMQ's counter, so ids reveal nothing and cannot be guessed. */
-export function newJobId(): string {
-  if (idOffset + ID_BYTES > idPool.length) {
+/** `n` fresh random bytes' offset in the pool (refilled when used up). */
+function take(n: number): number {
+  if (idOffset + n > idPool.length) {
     randomFillSync(idPool);
     idOffset = 0;
   }
-  const id = idPool.toString('base64url', idOffset, idOffset + ID_BYTES);
-  idOffset += ID_BYTES;
-  return `job_${id}`;
+  const at = idOffset;
+  idOffset += n;
+  return at;
+}
+
+/** Random public job id (128 bits); never BullMQ's counter, so ids reveal nothing and cannot be guessed. */
+export function newJobId(): string {
+  const at = take(ID_BYTES);
+  return `job_${idPool.toString('base64url', at, at + ID_BYTES)}`;
+}
+
+/** A random sampling seed (0 … 2^32 - 1) for a job whose request gave none. */
+export function newRunSeed(): number {
+  return idPool.readUInt32LE(take(4));
 }
 
 /** Adds a job to the queue; returns the id of the job that will carry it (another one's when de-duplicated). */
@@ -81,7 +92,8 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
     : null;
   const createdAt = deps.now();
   const jobId = input.jobId ?? newJobId();
-  const record = { id: jobId, tenant: input.tenant, model: input.model, createdAt };
+  const deadline = input.deadlineMs !== undefined ? createdAt + input.deadlineMs : undefined;
+  const record = { id: jobId, tenant: input.tenant, model: input.model, createdAt, ...(deadline !== undefined ? { deadline } : {}) };
 
   if (cacheKey) {
     const hit = await inSpan('cache.lookup', async (span) => {
@@ -116,24 +128,43 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
     params: input.params,
     cacheKey,
     createdAt,
-    ...(input.deadlineMs !== undefined ? { deadline: createdAt + input.deadlineMs } : {}),
+    ...(deadline !== undefined ? { deadline } : {}),
+    // A re-run of a sampled request must sample the same tokens (streams never splice two generations).
+    ...(input.params.seed === undefined ? { runSeed: newRunSeed() } : {}),
   };
-  let carrier: string;
-  try {
-    // The job carries this span's context: the worker's spans become its children.
-    carrier = await inSpan('queue.enqueue', (span) => {
+  // The job carries this span's context: the worker's spans become its children.
+  // An enqueue that fails keeps the record: the add may have happened with its
+  // reply lost, and the sweeper fails the record (`enqueue_lost`) only if no queue job exists.
+  const enqueue = (deduplicationId: string | null): Promise<string> =>
+    inSpan('queue.enqueue', (span) => {
       span.setAttribute('fastvlm.job.id', jobId);
       const trace = traceCarrier();
-      return deps.enqueue(trace ? { ...data, trace } : data, input.mode === 'sync' && cacheKey ? { deduplicationId: cacheKey } : {});
+      return deps.enqueue(trace ? { ...data, trace } : data, deduplicationId ? { deduplicationId } : {});
     }, { kind: SpanKind.PRODUCER });
-  } catch (e) {
-    await deps.store.discard(jobId).catch(() => undefined);
-    throw e;
-  }
-  if (carrier !== jobId) {
-    // An identical request is already in flight: follow its job instead.
+  const dedupId = input.mode === 'sync' && cacheKey ? cacheKey : null;
+  const carrier = await enqueue(dedupId);
+  if (carrier === jobId) return { kind: 'queued', jobId, cacheKey, deduplicated: false, createdAt };
+  // An identical request is already in flight: follow its job, unless it ended
+  // without an answer (cancelled or failed, its queue job not yet gone), which
+  // would hand this request an error it did not cause: run this one on its own.
+  if (joinable(await deps.store.status(carrier))) {
     await deps.store.discard(jobId);
     return { kind: 'queued', jobId: carrier, cacheKey, deduplicated: true, createdAt };
   }
-  return { kind: 'queued', jobId, cacheKey, deduplicated: false, createdAt };
+  const own = await enqueue(null);
+  return { kind: 'queued', jobId: own, cacheKey, deduplicated: false, createdAt };
+}
+
+/** Whether a de-duplication carrier in this state will end with an answer (an expired record will not). */
+function joinable(status: JobStatus | null): boolean {
+  switch (status) {
+    case 'queued':
+    case 'running':
+    case 'succeeded':
+      return true;
+    case 'failed':
+    case 'cancelled':
+    case null:
+      return false;
+  }
 }
