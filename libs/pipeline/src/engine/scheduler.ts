@@ -39,6 +39,8 @@ interface Waiting {
   req: SequenceRequest;
   imageSha: string;
   prep: Promise<Prepared>;
+  /** The preparation's outcome once it has settled; null while it runs. */
+  settled: PromiseSettledResult<Prepared> | null;
   submittedAt: number;
   resolve: (r: GenerateResult) => void;
   reject: (e: unknown) => void;
@@ -56,6 +58,11 @@ interface Row {
  * (vision encoder batched over the newcomers, one prefill each), every step
  * decodes all running sequences in one decoder call with a left-padded KV
  * cache, and finished or cancelled sequences leave at once, freeing their cache.
+ *
+ * A newcomer's preparation (image decode, vision-cache lookup) runs in the
+ * background: while sequences are decoding, only newcomers whose preparation
+ * has settled join, at the next step, so a slow decode or lookup never holds
+ * up the tokens of the running ones.
  */
 export class Scheduler {
   private waiting: Waiting[] = [];
@@ -88,10 +95,11 @@ export class Scheduler {
   }
 
   submit(req: SequenceRequest, imageSha: string, prep: Promise<Prepared>): Promise<GenerateResult> {
-    // The preparation may fail before its turn; that failure is reported at admission.
-    prep.catch(() => undefined);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ req, imageSha, prep, submittedAt: performance.now(), resolve, reject });
+      const w: Waiting = { req, imageSha, prep, settled: null, submittedAt: performance.now(), resolve, reject };
+      // The preparation may fail before its turn; that failure is reported at admission.
+      void settle(prep).then((outcome) => (w.settled = outcome));
+      this.waiting.push(w);
       if (!this.active) {
         this.active = true;
         this.running = this.loop();
@@ -130,14 +138,13 @@ export class Scheduler {
   private async admit(): Promise<void> {
     const room = this.opts.maxBatch - this.rows.length;
     if (room <= 0 || this.waiting.length === 0) return;
-    const group = this.waiting.splice(0, room);
+    const group = await this.admissible(room);
+    if (group.length === 0) return;
     const admittedAt = performance.now();
-    const prepared = await Promise.allSettled(group.map((w) => w.prep));
     const ready: { w: Waiting; prep: Prepared }[] = [];
-    for (const [i, w] of group.entries()) {
-      const p = prepared[i];
-      if (p?.status === 'fulfilled') ready.push({ w, prep: p.value });
-      else w.reject(p?.reason);
+    for (const { w, outcome } of group) {
+      if (outcome.status === 'fulfilled') ready.push({ w, prep: outcome.value });
+      else w.reject(outcome.reason);
     }
     let features: Map<string, { features: Float32Array; visionMs: number }>;
     try {
@@ -164,6 +171,26 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Takes up to `room` waiting requests, oldest first, with their preparation's outcome.
+   * While sequences decode, only those already prepared: waiting for the others would stall
+   * every running stream, and they join at a later step. With nothing decoding, waiting stalls
+   * no one, so the oldest are awaited together and share one vision encoder run.
+   */
+  private async admissible(room: number): Promise<{ w: Waiting; outcome: PromiseSettledResult<Prepared> }[]> {
+    if (this.rows.length === 0) {
+      const group = this.waiting.splice(0, room);
+      return Promise.all(group.map(async (w) => ({ w, outcome: await settle(w.prep) })));
+    }
+    const taken: { w: Waiting; outcome: PromiseSettledResult<Prepared> }[] = [];
+    this.waiting = this.waiting.filter((w) => {
+      if (taken.length >= room || w.settled === null) return true;
+      taken.push({ w, outcome: w.settled });
+      return false;
+    });
+    return taken;
+  }
+
   /** Features per image hash: cached ones as they are, the others from one vision encoder run. */
   private async encodeImages(ready: { w: Waiting; prep: Prepared }[]): Promise<Map<string, { features: Float32Array; visionMs: number }>> {
     const out = new Map<string, { features: Float32Array; visionMs: number }>();
@@ -187,13 +214,12 @@ export class Scheduler {
     if (!t) throw new Error('vision encoder returned no image_features');
     const all = toFloat32(t);
     const each = all.length / items.length;
-    await Promise.all(
-      items.map(async ([sha], i) => {
-        const features = all.slice(i * each, (i + 1) * each);
-        out.set(sha, { features, visionMs });
-        await this.vision.put(sha, features);
-      }),
-    );
+    items.forEach(([sha], i) => {
+      const features = all.slice(i * each, (i + 1) * each);
+      out.set(sha, { features, visionMs });
+      // Not awaited: a slow shared-store write must not hold up the batch (put never fails a request).
+      this.vision.put(sha, features).catch(() => undefined);
+    });
     return out;
   }
 
@@ -329,6 +355,13 @@ export class Scheduler {
     }
     return past;
   }
+}
+
+function settle<T>(p: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return p.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason }),
+  );
 }
 
 /** Puts image feature rows where the prompt holds image tokens, in order (LLaVA's masked scatter). */
