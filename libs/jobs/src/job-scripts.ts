@@ -119,7 +119,7 @@ return id
  * expired, or safely in the queue, where the queue's own events take over).
  * KEYS: record, stream, pending index, queue job hash.
  * ARGV: channel, event, ttl, id, finished at, error JSON.
- * Reply: 'failed', 'enqueued', or the record's status ('missing' when gone).
+ * Reply: 'lost' when this call failed the job, 'enqueued', or the record's status ('missing' when gone).
  */
 export const SWEEP_PENDING = new LuaScript(`#!lua flags=allow-oom
 local st = redis.call('HGET', KEYS[1], 'status')
@@ -137,5 +137,5 @@ redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[4])
-return 'failed'
+return 'lost'
 `);

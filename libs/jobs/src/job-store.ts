@@ -57,8 +57,8 @@ export type TransitionOutcome =
 /** A claim: the attempt number fences every write of this run. */
 export type StartOutcome = { ok: true; from: JobStatus; attempt: number } | Exclude<TransitionOutcome, { ok: true }>;
 
-/** What the sweeper did with one pending id. */
-export type SweepOutcome = 'failed' | 'enqueued' | 'missing' | JobStatus;
+/** What the sweeper did with one pending id: `lost` when it failed the job (`enqueue_lost`), otherwise what it found. */
+export type SweepOutcome = 'lost' | 'enqueued' | 'missing' | JobStatus;
 
 /** Public job records and their event streams (queue Redis). */
 export class JobStore {
@@ -255,7 +255,7 @@ export class JobStore {
       [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs(), queueJobKey],
       [this.keys.eventsChannel(id), JSON.stringify(event), this.ttlSeconds, id, now, JSON.stringify(error)],
     );
-    const known: SweepOutcome | undefined = r === 'failed' || r === 'enqueued' || r === 'missing' ? r : JOB_STATUSES.find((s) => s === r);
+    const known: SweepOutcome | undefined = r === 'lost' || r === 'enqueued' || r === 'missing' ? r : JOB_STATUSES.find((s) => s === r);
     if (!known) throw new Error(`sweeping job ${id} answered "${String(r)}"`);
     return known;
   }

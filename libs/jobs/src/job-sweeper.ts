@@ -38,6 +38,6 @@ export class JobSweeper {
   async tick(now: number): Promise<SweepReport> {
     const ids = await this.store.pendingBefore(now - this.opts.graceMs, this.opts.batch);
     const outcomes: SweepOutcome[] = await Promise.all(ids.map((id) => this.store.sweepPending(id, this.queueJobKey(id), ENQUEUE_LOST, now)));
-    return { checked: ids.length, failed: ids.filter((_, i) => outcomes[i] === 'failed') };
+    return { checked: ids.length, failed: ids.filter((_, i) => outcomes[i] === 'lost') };
   }
 }
