@@ -1,0 +1,121 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayProcess } from '../support/processes';
+import { postJson } from '../support/requests';
+import { until } from '../support/stack';
+import { ChaosStack, FAST_LOCKS, longBody, quantile, reportFigures } from './harness';
+
+interface Sample {
+  startedAt: number;
+  ms: number;
+  status: number;
+  retryAfter: string | null;
+  id?: string;
+}
+
+const CLIENTS = 3;
+
+describe('chaos: the queue Redis shut down, then killed, under steady load (AOF everysec)', () => {
+  let stack: ChaosStack;
+  let gw: GatewayProcess;
+
+  beforeAll(async () => {
+    stack = await ChaosStack.start();
+    [gw] = await Promise.all([stack.gateway(), stack.worker(FAST_LOCKS)]);
+  });
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  const answers = async (): Promise<boolean> => {
+    const c = new Redis(stack.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return (await c.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      c.disconnect();
+    }
+  };
+
+  it('runs every job it answered 202 to success, and answers 503 with Retry-After within 2 s while Redis is down', async () => {
+    const samples: Sample[] = [];
+    let running = true;
+    let n = 0;
+    const client = async (): Promise<void> => {
+      while (running) {
+        const startedAt = Date.now();
+        const res = await postJson(`${gw.url}/v1/jobs`, await longBody(`steady ${n++}`, 8)).catch(() => null);
+        const sample: Sample = { startedAt, ms: Date.now() - startedAt, status: res?.status ?? 0, retryAfter: res?.headers.get('retry-after') ?? null };
+        if (res?.status === 202) sample.id = ((await res.json()) as { id: string }).id;
+        else await res?.body?.cancel();
+        samples.push(sample);
+        // A refused client backs off a little, as Retry-After asks (bounded so that the outage is sampled densely).
+        if (res?.status === 503) await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const load = Promise.all(Array.from({ length: CLIENTS }, client));
+    const accepted = (): number => samples.filter((s) => s.status === 202).length;
+    const outages: { kind: string; downAt: number; upAt: number; readyAfterMs: number }[] = [];
+
+    try {
+      for (const kind of ['SHUTDOWN', 'SIGKILL'] as const) {
+        const base = accepted();
+        await until('steady load to be accepted', () => accepted() >= base + 10, 60_000);
+        if (kind === 'SHUTDOWN') await stack.redis.call('SHUTDOWN').catch(() => undefined);
+        else await stack.server.down();
+        await until('redis to be gone', async () => !(await answers()), 10_000);
+        const downAt = Date.now();
+        await until('the gateway to refuse a few requests', () => samples.filter((s) => s.startedAt >= downAt && s.status !== 202).length >= 5, 30_000);
+        const upAt = Date.now();
+        await stack.server.up();
+        await until('the gateway to be ready again', async () => (await fetch(`${gw.url}/health/ready`)).status === 200, 60_000);
+        outages.push({ kind, downAt, upAt, readyAfterMs: Date.now() - upAt });
+      }
+      const base = accepted();
+      await until('load to be accepted after the outages', () => accepted() >= base + 10, 60_000);
+    } finally {
+      running = false;
+      await load;
+    }
+
+    const ids = samples.flatMap((s) => (s.id ? [s.id] : []));
+    let unfinished: string[] = ids;
+    await until(
+      'every accepted job to end',
+      async () => {
+        const statuses = await Promise.all(unfinished.map(async (id) => ((await stack.record(id)).status ?? 'missing')));
+        unfinished = unfinished.filter((_, i) => !['succeeded', 'failed', 'cancelled', 'missing'].includes(statuses[i] ?? ''));
+        return unfinished.length === 0;
+      },
+      120_000,
+    ).catch(() => undefined);
+    const finalStatuses = await Promise.all(ids.map(async (id) => (await stack.record(id)).status ?? 'missing'));
+    const during = samples.filter((s) => outages.some((o) => s.startedAt >= o.downAt && s.startedAt + s.ms <= o.upAt));
+    const statusCounts: Record<string, number> = {};
+    for (const s of samples) statusCounts[s.status] = (statusCounts[s.status] ?? 0) + 1;
+    reportFigures('redis-outage', {
+      requests: samples.length,
+      statusCounts,
+      accepted: ids.length,
+      succeeded: finalStatuses.filter((s) => s === 'succeeded').length,
+      notSucceeded: finalStatuses.filter((s) => s !== 'succeeded').length,
+      whileDown: during.length,
+      whileDown503p50Ms: quantile(during.map((s) => s.ms), 0.5),
+      whileDown503maxMs: Math.max(0, ...during.map((s) => s.ms)),
+      readyAfterRestartMs: outages.map((o) => `${o.kind}:${o.readyAfterMs}`),
+    });
+
+    expect(finalStatuses.filter((s) => s !== 'succeeded')).toEqual([]);
+    expect(during.length).toBeGreaterThan(0);
+    for (const s of during) {
+      expect(s.status).toBe(503);
+      expect(s.retryAfter).not.toBeNull();
+      expect(s.ms).toBeLessThan(2_000);
+    }
+    // Around the outages, a request is either accepted or refused as unavailable: never a 500.
+    expect(Object.keys(statusCounts).sort()).toEqual(['202', '503']);
+  });
+});
