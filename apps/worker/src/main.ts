@@ -17,6 +17,11 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'worker', level: cfg.LOG_LEVEL });
   const tracing = await startTracing({ serviceName: 'fastvlm-worker', env: cfg });
   const telemetry = new WorkerTelemetry(new WorkerMetrics((err) => log.warn({ err }, 'metric observation failed')), new WorkerStatus());
+  // A rejection nothing handled is a defect, but it must not end every job of the batch with the process: log it, count it, go on.
+  process.on('unhandledRejection', (reason: unknown) => {
+    telemetry.metrics.unhandledRejection();
+    log.error({ err: reason }, 'unhandled promise rejection (a defect): logged and counted, the worker goes on');
+  });
   // Up before the model loads: liveness answers during a long load, readiness says why it is not ready.
   const http = await startWorkerHttp({ host: cfg.WORKER_HTTP_HOST, port: cfg.WORKER_HTTP_PORT, status: telemetry.status, metrics: telemetry.metrics });
   log.info({ url: http.url, tracesExported: tracing.exporting }, 'worker http listening');
