@@ -173,6 +173,13 @@ export const METRICS = {
     labels: [],
     apps: ['worker'],
   },
+  unhandledRejections: {
+    name: 'fastvlm_worker_unhandled_rejections_total',
+    type: 'counter',
+    help: 'Promise rejections no code handled, caught by the worker process handler (logged instead of killing the worker); any is a defect.',
+    labels: [],
+    apps: ['worker'],
+  },
   modelLoaded: {
     name: 'fastvlm_model_loaded',
     type: 'gauge',

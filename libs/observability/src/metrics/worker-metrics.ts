@@ -19,6 +19,7 @@ export class WorkerMetrics {
   private readonly success;
   private readonly failed;
   private readonly running;
+  private readonly unhandled;
   private readonly cacheErrors;
   private model: { model: string; dtype: string; loaded: boolean } | null = null;
 
@@ -34,6 +35,8 @@ export class WorkerMetrics {
     this.success = this.registry.counter('requestSuccess');
     this.failed = this.registry.counter('jobsFailed');
     this.running = this.registry.upDown('jobsRunning');
+    this.unhandled = this.registry.counter('unhandledRejections');
+    this.unhandled(0, {});
     this.cacheErrors = this.registry.counter('cacheErrors');
     // Series that exist from the start make rate() defined before the first job.
     this.running(0, {});
@@ -77,6 +80,11 @@ export class WorkerMetrics {
   /** A job failed for good (not a retried attempt). */
   jobFailed(reason: string): void {
     this.failed(1, { reason });
+  }
+
+  /** A promise rejection nothing handled (the process-level handler caught it). */
+  unhandledRejection(): void {
+    this.unhandled(1, {});
   }
 
   /** One decoder step over `rows` sequences. */
