@@ -97,4 +97,21 @@ describe('when the cache Redis is down', () => {
       probe.disconnect();
     }
   });
+
+  it('starts a gateway and a worker while the cache Redis is down, and they serve', async () => {
+    await cache.down();
+    const image = await png(16, 16, 24);
+    const late = uniquePrefix();
+    const [gw2, w2] = await Promise.all([startGateway(late, { CACHE_REDIS_URL: cache.url }), startWorker(late, { CACHE_REDIS_URL: cache.url })]);
+    try {
+      const res = await postJson(`${gw2.url}/v1/chat/completions`, chatBody(image, 'asked of a stack started without its cache', { max_tokens: 2 }));
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as Chat).usage.completion_tokens).toBe(2);
+      expect(count(await scrape(gw2.url), 'fastvlm_cache_errors_total', { level: 'answer_l2', op: 'get' })).toBe(1);
+    } finally {
+      await gw2.close();
+      await stopWorker(w2, 'SIGKILL');
+      await cleanupPrefix(late);
+    }
+  });
 });
