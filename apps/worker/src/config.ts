@@ -48,6 +48,15 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     HF_TOKEN: z.string().optional(),
     /** Never download: the model must already be in FASTVLM_CACHE_DIR. */
     HF_HUB_OFFLINE: envBoolean.default(false),
+    /** Milliseconds between sweeps for jobs that never reached the queue (0 disables the sweeper). Default 10 s. */
+    JOB_SWEEP_INTERVAL_MS: int(0).default(10_000),
+    /**
+     * Milliseconds a job record may wait for its queue job before the sweeper fails it `enqueue_lost`;
+     * must outlast the longest gap between a gateway creating a record and its enqueue landing. Default 60 s.
+     */
+    JOB_SWEEP_GRACE_MS: int(1000).default(60_000),
+    /** Pending job ids one sweep looks at, at most (the cost of a sweep is bounded by it, not by the keyspace). Default 200. */
+    JOB_SWEEP_BATCH: int(1).max(10_000).default(200),
   });
 
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;

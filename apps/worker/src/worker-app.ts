@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys } from '@fastvlm/contracts';
@@ -8,7 +8,9 @@ import {
   AnswerCache,
   ImageStore,
   JobFailure,
+  JobReconciler,
   JobStore,
+  JobSweeper,
   WorkerRegistry,
   assertNoEviction,
   createRedis,
@@ -42,6 +44,8 @@ export class WorkerApp {
   private worker: Worker | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  private queueEvents: QueueEvents | null = null;
+  private sweeping: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly cfg: WorkerConfig,
@@ -71,7 +75,8 @@ export class WorkerApp {
       if (!parsed.success) throw this.invalidJob(`invalid job data: ${parsed.error.message}`);
       const data = parsed.data;
       const signal = cancellations.track(data.id);
-      const attempt = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, signal };
+      // BullMQ counts the job's claims; the newest claim is the only run that may write the job.
+      const attempt = { attemptsMade: job.attemptsMade, maxAttempts: job.opts.attempts ?? 1, signal, claim: job.attemptsStarted };
       try {
         const started = Date.now();
         const outcome = await this.telemetry.runJob(data, this.engine, (engine) => processInferenceJob({ ...deps, engine }, data, attempt));
@@ -104,6 +109,7 @@ export class WorkerApp {
       autorun: false,
     });
     this.worker.on('error', (e) => this.log.error({ err: e }, 'queue error'));
+    await this.startReconciling(store, this.worker);
 
     const registry = new WorkerRegistry(this.redis, this.keys);
     const info = this.engine.info;
@@ -126,6 +132,51 @@ export class WorkerApp {
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
     return this.stopping;
+  }
+
+  /**
+   * Ends the records of jobs the queue ended without a run writing them (a job
+   * that stalled past the limit fails in BullMQ without its processor running),
+   * and sweeps for jobs that never reached the queue. Every worker does both:
+   * the queue's event stream outlives the process that made a failure, and
+   * every write is atomic and idempotent, so workers doing it at once write once.
+   */
+  private async startReconciling(store: JobStore, worker: Worker): Promise<void> {
+    const reconciler = new JobReconciler(store, () => Date.now(), {
+      onReconciled: (jobId, error) => {
+        this.telemetry.jobFailed(error.code);
+        this.log.warn({ jobId, code: error.code, reason: error.message }, 'the queue ended the job without a result: its record is failed');
+      },
+      onGiveUp: (jobId, err) => this.log.error({ jobId, err }, 'could not end the record of a job the queue ended; its TTL removes it'),
+    });
+    const sink = (err: Error, connection: string): void => this.log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
+    // Reads the queue's event stream with a blocking XREAD: a connection of its own.
+    const events = new QueueEvents(INFERENCE_QUEUE, { connection: createRedis(this.cfg.REDIS_URL, 'subscriber', 'worker-events', sink), prefix: this.keys.bull() });
+    events.on('failed', ({ jobId, failedReason }) => void reconciler.failed(jobId, failedReason));
+    events.on('completed', ({ jobId }) => void reconciler.completed(jobId));
+    events.on('error', (e) => this.log.warn({ err: e }, 'queue events error'));
+    this.queueEvents = events;
+    await events.waitUntilReady();
+    if (this.cfg.JOB_SWEEP_INTERVAL_MS === 0) return;
+    const sweeper = new JobSweeper(store, (id) => worker.toKey(id), { graceMs: this.cfg.JOB_SWEEP_GRACE_MS, batch: this.cfg.JOB_SWEEP_BATCH });
+    let sweeping = false;
+    this.sweeping = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      sweeper
+        .tick(Date.now())
+        .then(
+          (r) => {
+            for (const jobId of r.failed) {
+              this.telemetry.jobFailed('enqueue_lost');
+              this.log.warn({ jobId }, 'the job never reached the queue: its record is failed (enqueue_lost)');
+            }
+          },
+          (e: unknown) => this.log.warn({ err: e }, 'job sweep failed; retrying at the next tick'),
+        )
+        .finally(() => (sweeping = false));
+    }, this.cfg.JOB_SWEEP_INTERVAL_MS);
+    this.sweeping.unref();
   }
 
   /** Bad jobs fail at once and are counted (a producer out of step with this worker). */
