@@ -49,6 +49,8 @@ const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     CONSOLE_DIR: z.string().min(1).optional(),
     /** Whether health and request logs include each request (info level). */
     LOG_REQUESTS: envBoolean.default(false),
+    /** Milliseconds between re-checks that the queue Redis still uses maxmemory-policy noeviction (readiness is false while it does not). Default 30 s. */
+    REDIS_SAFETY_CHECK_INTERVAL_MS: int(100).default(30_000),
   });
 
 export type GatewayConfig = z.infer<typeof GatewayEnvSchema>;

@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { assertNoEviction, waitReady } from '@fastvlm/jobs';
+import { assertQueueRedisSafe, waitReady } from '@fastvlm/jobs';
 import { restrictImageLoaders } from '@fastvlm/security';
 import { AppModule, type GatewayOverrides } from './app.module';
 import type { GatewayConfig } from './config';
@@ -41,7 +41,13 @@ export async function createGateway(
   app.enableShutdownHooks();
   await app.init();
   const redis = app.get<Redis>(REDIS);
-  await waitReady(redis, 10_000);
-  await assertNoEviction(redis);
+  try {
+    await waitReady(redis, 10_000);
+    // Refused: a Cluster node or a Sentinel (every request would fail), or a Redis that may evict jobs.
+    await assertQueueRedisSafe(redis);
+  } catch (e) {
+    await app.close();
+    throw e;
+  }
   return app;
 }

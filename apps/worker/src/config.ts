@@ -48,6 +48,8 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     HF_TOKEN: z.string().optional(),
     /** Never download: the model must already be in FASTVLM_CACHE_DIR. */
     HF_HUB_OFFLINE: envBoolean.default(false),
+    /** Milliseconds between re-checks that the queue Redis still uses maxmemory-policy noeviction (readiness is false while it does not). Default 30 s. */
+    REDIS_SAFETY_CHECK_INTERVAL_MS: int(100).default(30_000),
     /** Milliseconds between sweeps for jobs that never reached the queue (0 disables the sweeper). Default 10 s. */
     JOB_SWEEP_INTERVAL_MS: int(0).default(10_000),
     /**

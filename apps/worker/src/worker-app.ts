@@ -12,7 +12,8 @@ import {
   JobStore,
   JobSweeper,
   WorkerRegistry,
-  assertNoEviction,
+  RedisSafetyWatch,
+  assertQueueRedisSafe,
   createRedis,
   processInferenceJob,
   type InferenceEngine,
@@ -23,12 +24,19 @@ import { Cancellations } from './cancellations';
 import type { WorkerConfig } from './config';
 import { WorkerTelemetry } from './telemetry/job-telemetry';
 import { WorkerStatus } from './telemetry/worker-status';
+import { closeRedis, settlesWithin } from './shutdown';
 
 const HEARTBEAT_MS = 5_000;
+/** Shutdown steps that only talk to Redis get at most this long each, within SHUTDOWN_TIMEOUT_MS. */
+const WITHDRAW_TIMEOUT_MS = 1_000;
+const QUIT_TIMEOUT_MS = 1_000;
+/** A forced engine dispose waits for the decode step in progress; past this the process exits anyway. */
+const ENGINE_ABORT_MS = 2_000;
 
 /** Engine as the worker owns it: warmed before the first job, disposed at shutdown. */
 export interface OwnedEngine extends InferenceEngine {
-  dispose(): Promise<void>;
+  /** With `force`, running requests end at their next step (rejected) instead of finishing. */
+  dispose(opts?: { force?: boolean }): Promise<void>;
 }
 
 /**
@@ -44,6 +52,7 @@ export class WorkerApp {
   private worker: Worker | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  private safety: RedisSafetyWatch | null = null;
   private queueEvents: QueueEvents | null = null;
   private sweeping: NodeJS.Timeout | null = null;
 
@@ -61,7 +70,7 @@ export class WorkerApp {
   }
 
   async start(): Promise<void> {
-    await assertNoEviction(this.redis);
+    await this.checkRedisSafety();
     const store = new JobStore(this.redis, this.keys, this.cfg.JOB_TTL_S);
     const images = new ImageStore(this.redis, this.keys, 1);
     const answers = new AnswerCache(this.cacheRedis, this.keys, { l1MaxBytes: 0, l2TtlSeconds: this.cfg.ANSWER_CACHE_TTL_S });
@@ -185,25 +194,72 @@ export class WorkerApp {
     return new UnrecoverableError(message);
   }
 
+  /**
+   * Every step is bounded by what is left of SHUTDOWN_TIMEOUT_MS, so that the
+   * process ends in time whatever state Redis and the jobs are in.
+   */
   private async doStop(): Promise<void> {
+    const timeoutMs = this.cfg.SHUTDOWN_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
     this.telemetry.draining();
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stopWatches();
+    // Out of the registry first, so the gateway stops counting this worker; a Redis that is away would hold this forever.
     const registry = new WorkerRegistry(this.redis, this.keys);
-    await registry.withdraw(this.id).catch(() => undefined);
-    if (this.worker) {
-      const closing = this.worker.close();
-      const timedOut = await Promise.race([
-        closing.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), this.cfg.SHUTDOWN_TIMEOUT_MS).unref()),
-      ]);
-      if (timedOut) {
-        this.log.warn({ timeoutMs: this.cfg.SHUTDOWN_TIMEOUT_MS }, 'active jobs did not finish in time; they will be re-run elsewhere');
-        await this.worker.close(true);
-      }
+    await settlesWithin(registry.withdraw(this.id), Math.min(WITHDRAW_TIMEOUT_MS, left()));
+    // Stops taking jobs and waits for the active ones, whose locks BullMQ keeps renewing meanwhile.
+    const closing = this.worker?.close() ?? Promise.resolve();
+    if (await settlesWithin(closing, left())) {
+      await settlesWithin(this.engine.dispose(), left());
+      await this.closeConnections(Math.min(QUIT_TIMEOUT_MS, left()));
+      return;
     }
-    await this.engine.dispose();
+    const active = this.telemetry.activeJobs;
+    if (active > 0) {
+      const lockMs = this.cfg.WORKER_LOCK_DURATION_MS;
+      const stalledMs = this.cfg.WORKER_STALLED_INTERVAL_MS;
+      this.log.warn(
+        { timeoutMs, activeJobs: active, lockDurationMs: lockMs, stalledIntervalMs: stalledMs, rerunWithinMs: lockMs + stalledMs },
+        'active jobs did not finish within SHUTDOWN_TIMEOUT_MS: abandoning them; their locks expire and the stalled check of another worker re-runs them, after about WORKER_LOCK_DURATION_MS + WORKER_STALLED_INTERVAL_MS',
+      );
+    } else {
+      this.log.warn({ timeoutMs }, 'shutdown did not finish within SHUTDOWN_TIMEOUT_MS (Redis unreachable?); dropping the connections');
+    }
+    // Connections first: what the abandoned runs do from here on (a rejection, a late token) must never reach Redis.
     this.sub.disconnect();
-    if (this.cacheRedis !== this.redis) await this.cacheRedis.quit();
-    await this.redis.quit();
+    this.cacheRedis.disconnect();
+    this.redis.disconnect();
+    await settlesWithin(this.engine.dispose({ force: true }), ENGINE_ABORT_MS);
+  }
+
+  /**
+   * Refuses to start on a Redis Cluster node, a Sentinel or an evicting Redis,
+   * then re-checks periodically: the eviction policy can be changed while the
+   * worker runs, and readiness must then turn false.
+   */
+  private async checkRedisSafety(): Promise<void> {
+    await assertQueueRedisSafe(this.redis);
+    let wasUnsafe = false;
+    this.safety = new RedisSafetyWatch(this.redis, {
+      intervalMs: this.cfg.REDIS_SAFETY_CHECK_INTERVAL_MS,
+      onCheck: (problem) => {
+        this.telemetry.redisSafety(problem);
+        if (problem !== null) this.log.error({ problem }, 'QUEUE REDIS IS UNSAFE: jobs may be evicted and lost; not ready until it is fixed');
+        else if (wasUnsafe) this.log.info('queue Redis is safe again (noeviction); ready');
+        wasUnsafe = problem !== null;
+      },
+    });
+    this.safety.start();
+  }
+
+  /** Timers that re-check Redis; none may keep running once shutdown starts. */
+  private stopWatches(): void {
+    this.safety?.stop();
+  }
+
+  private async closeConnections(ms: number): Promise<void> {
+    this.sub.disconnect();
+    await Promise.all([this.cacheRedis !== this.redis ? closeRedis(this.cacheRedis, ms) : null, closeRedis(this.redis, ms)]);
   }
 }

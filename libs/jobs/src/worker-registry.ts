@@ -1,5 +1,24 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '@fastvlm/contracts';
+import { LuaScript } from './lua-script';
+
+/** Most stale workers one prune removes: every heartbeat prunes, so a backlog drains in a few beats. */
+const PRUNE_LIMIT = 100;
+
+/**
+ * Removes workers whose last heartbeat is older than ARGV[1] (ms): their
+ * member of the set (KEYS[1]) and their hash (ARGV[3] .. id), at most
+ * ARGV[2] of them. The hash key is built here because the ids are only
+ * known inside the script (the queue Redis is never a cluster).
+ */
+const PRUNE = new LuaScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('DEL', ARGV[3] .. id)
+end
+return #ids
+`);
 
 export interface WorkerInfo {
   id: string;
@@ -13,9 +32,14 @@ export interface WorkerInfo {
 
 /**
  * Workers announce themselves once their model is loaded and warmed, and renew
- * a heartbeat; the gateway is ready only while at least one is alive.
+ * a heartbeat; the gateway is ready only while at least one is alive. Workers
+ * that died without withdrawing (kill -9, a lost node) are pruned by the
+ * heartbeats of the others, so the registry never grows without bound.
  */
 export class WorkerRegistry {
+  /** What this process announced, so that a heartbeat can announce again if its hash was pruned or expired. */
+  private announced: WorkerInfo | null = null;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
@@ -24,6 +48,7 @@ export class WorkerRegistry {
   ) {}
 
   async announce(info: WorkerInfo, now: number): Promise<void> {
+    this.announced = info;
     const fields: Record<string, string> = {};
     for (const [k, v] of Object.entries(info)) fields[k] = String(v);
     await this.redis
@@ -34,12 +59,28 @@ export class WorkerRegistry {
       .exec();
   }
 
+  /**
+   * Renews this worker's heartbeat and prunes dead ones. A worker paused past
+   * the prune bound (its hash gone) announces itself again.
+   */
   async heartbeat(id: string, now: number): Promise<void> {
-    await this.redis
+    const replies = await this.redis
       .multi()
       .zadd(this.keys.workers(), now, id)
       .pexpire(this.keys.worker(id), this.staleAfterMs * 4)
       .exec();
+    const renewed = replies?.[1]?.[1] === 1;
+    if (!renewed && this.announced?.id === id) await this.announce(this.announced, now);
+    await this.prune(now);
+  }
+
+  /**
+   * Removes up to `limit` workers whose last heartbeat is older than four
+   * stale periods (their hash has expired by then too); returns how many.
+   */
+  async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
+    const n = await PRUNE.run(this.redis, [this.keys.workers()], [now - this.staleAfterMs * 4, limit, this.keys.worker('')]);
+    return Number(n);
   }
 
   async withdraw(id: string): Promise<void> {

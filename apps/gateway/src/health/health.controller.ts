@@ -1,19 +1,25 @@
-import { Controller, Get, HttpException, Inject, Res, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Controller, Get, HttpException, Inject, Res, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { WorkerRegistry } from '@fastvlm/jobs';
+import type { Logger } from 'pino';
+import { RedisSafetyWatch, type WorkerRegistry } from '@fastvlm/jobs';
+import type { GatewayMetrics } from '@fastvlm/observability';
 import { CONFIG, type GatewayConfig } from '../config';
+import { LOGGER } from '../http/logger';
 import { REDIS, REGISTRY } from '../infra/tokens';
+import { METRICS } from '../metrics/tokens';
 
 /**
  * `/health/live`: the process answers (never touches Redis or the model).
- * `/health/ready`: Redis answers and at least one worker with the served model
- * is alive; false while draining for shutdown.
+ * `/health/ready`: Redis answers (and was safe, noeviction, at its last
+ * periodic check) and at least one worker with the served model is alive;
+ * false while draining for shutdown.
  */
 @Controller('health')
-export class HealthController implements BeforeApplicationShutdown {
+export class HealthController implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private draining = false;
+  private readonly safety: RedisSafetyWatch;
 
   constructor(
     @Inject(HealthCheckService) private readonly health: HealthCheckService,
@@ -21,9 +27,28 @@ export class HealthController implements BeforeApplicationShutdown {
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REGISTRY) private readonly registry: WorkerRegistry,
     @Inject(CONFIG) private readonly cfg: GatewayConfig,
-  ) {}
+    @Inject(LOGGER) log: Logger,
+    @Inject(METRICS) metrics: GatewayMetrics,
+  ) {
+    // The eviction policy is checked at start (createGateway) and again here, periodically: it can be changed underneath.
+    let wasUnsafe = false;
+    this.safety = new RedisSafetyWatch(redis, {
+      intervalMs: cfg.REDIS_SAFETY_CHECK_INTERVAL_MS,
+      onCheck: (problem) => {
+        if (problem !== null) log.error({ problem }, 'QUEUE REDIS IS UNSAFE: jobs may be evicted and lost; not ready until it is fixed');
+        else if (wasUnsafe) log.info('queue Redis is safe again (noeviction); ready');
+        wasUnsafe = problem !== null;
+      },
+    });
+    metrics.observeQueueRedisUnsafe(() => this.safety.problem !== null);
+  }
+
+  onApplicationBootstrap(): void {
+    this.safety.start();
+  }
 
   async beforeApplicationShutdown(): Promise<void> {
+    this.safety.stop();
     this.draining = true;
     // Keep answering (not ready) while load balancers notice.
     if (this.cfg.SHUTDOWN_GRACE_MS > 0) await new Promise((r) => setTimeout(r, this.cfg.SHUTDOWN_GRACE_MS));
@@ -46,7 +71,8 @@ export class HealthController implements BeforeApplicationShutdown {
           const s = this.indicators.check('redis');
           try {
             await this.redis.ping();
-            return s.up();
+            const problem = this.safety.problem;
+            return problem === null ? s.up() : s.down({ message: problem });
           } catch (e) {
             return s.down({ message: e instanceof Error ? e.message : 'unreachable' });
           }

@@ -10,7 +10,7 @@ const REDIS_PING_TIMEOUT_MS = 1_000;
 /**
  * `/health/live`: the process answers (never touches Redis or the model).
  * `/health/ready`: the model is loaded and warmed, the worker is not draining,
- * and Redis answers.
+ * and Redis answers and was safe (noeviction) at its last periodic check.
  */
 @Controller('health')
 export class WorkerHealthController {
@@ -40,7 +40,8 @@ export class WorkerHealthController {
           if (!ping) return s.down({ message: 'not connected yet' });
           try {
             await withTimeout(ping(), REDIS_PING_TIMEOUT_MS);
-            return s.up();
+            const problem = this.status.redisProblem;
+            return problem === null ? s.up() : s.down({ message: problem });
           } catch (e) {
             return s.down({ message: e instanceof Error ? e.message : 'unreachable' });
           }

@@ -13,11 +13,14 @@ import type { WorkerStatus } from './worker-status';
  */
 export class WorkerTelemetry {
   private model: { id: string; dtype: string } | null = null;
+  private running = 0;
 
   constructor(
     readonly metrics: WorkerMetrics,
     readonly status: WorkerStatus,
-  ) {}
+  ) {
+    metrics.observeQueueRedisUnsafe(() => status.redisProblem !== null);
+  }
 
   /** Model loaded and warmed, Redis connected: readiness may turn true. */
   ready(model: string, dtype: string, pingRedis: () => Promise<unknown>): void {
@@ -31,6 +34,16 @@ export class WorkerTelemetry {
   draining(): void {
     this.status.phase = 'draining';
     if (this.model) this.metrics.setModel(this.model.id, this.model.dtype, false);
+  }
+
+  /** Jobs inside `runJob` now (what a shutdown that times out abandons). */
+  get activeJobs(): number {
+    return this.running;
+  }
+
+  /** The latest periodic check of the queue Redis: the problem found, or null when it is safe. */
+  redisSafety(problem: string | null): void {
+    this.status.redisProblem = problem;
   }
 
   /** A job failed for good (fatal, or its last attempt). */
@@ -56,6 +69,7 @@ export class WorkerTelemetry {
     const job = { 'fastvlm.job.id': data.id };
     recordSpan('queue.wait', data.createdAt, startedAt, job, parent);
     this.metrics.jobStarted((startedAt - data.createdAt) / 1000);
+    this.running += 1;
     let generated: GenerateResult | null = null;
     try {
       return await context.with(parent, () =>
@@ -73,6 +87,7 @@ export class WorkerTelemetry {
         ),
       );
     } finally {
+      this.running -= 1;
       this.metrics.jobEnded();
     }
   }

@@ -6,4 +6,6 @@ export class WorkerStatus {
   phase: WorkerPhase = 'loading';
   /** Set once the worker has its Redis connection; resolves when Redis answers. */
   pingRedis: (() => Promise<unknown>) | null = null;
+  /** Set while the last periodic check found the queue Redis unsafe (it may evict); readiness is false meanwhile. */
+  redisProblem: string | null = null;
 }

@@ -187,6 +187,13 @@ export const METRICS = {
     labels: ['model', 'dtype'],
     apps: ['worker'],
   },
+  queueRedisUnsafe: {
+    name: 'fastvlm_queue_redis_unsafe',
+    type: 'gauge',
+    help: '1 while the last periodic check found the queue Redis unsafe (maxmemory-policy other than noeviction); readiness is false meanwhile. 0 otherwise.',
+    labels: [],
+    apps: ['gateway', 'worker'],
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;

@@ -98,6 +98,11 @@ export class WorkerMetrics {
     this.registry.observeCounter('cacheMisses', (emit) => emit(read().misses, { level: 'vision' }));
   }
 
+  /** 1 while `read` says the queue Redis is unsafe (it may evict), 0 otherwise; read at scrape time. */
+  observeQueueRedisUnsafe(read: () => boolean): void {
+    this.registry.observeGauge('queueRedisUnsafe', (emit) => emit(read() ? 1 : 0, {}));
+  }
+
   scrape(): Promise<string> {
     return this.registry.scrape();
   }

@@ -57,7 +57,10 @@ export interface PipelineStats extends SchedulerStats {
  */
 export class FastVlmPipeline {
   private disposed = false;
+  private forced = false;
   private released: Promise<void> = Promise.resolve();
+  /** One controller per accepted request, so that a forced dispose can end them all. */
+  private readonly inFlight = new Set<AbortController>();
 
   private constructor(
     readonly info: ModelInfo,
@@ -119,11 +122,23 @@ export class FastVlmPipeline {
     const sha = sha256Hex(req.image);
     // Preparation starts now, so the image is decoded while earlier requests decode tokens.
     const prep = this.prepare(req.image, sha);
-    return this.scheduler.submit(
-      { question: req.question, params: req.params, signal: req.signal, deadline: req.deadline, onToken: req.onToken },
-      sha,
-      prep,
-    );
+    const own = new AbortController();
+    const relay = (): void => own.abort();
+    req.signal?.addEventListener('abort', relay, { once: true });
+    this.inFlight.add(own);
+    return this.scheduler
+      .submit({ question: req.question, params: req.params, signal: own.signal, deadline: req.deadline, onToken: req.onToken }, sha, prep)
+      .then((result) => {
+        // Ended by a forced dispose, not by its caller: no answer, and the caller must not take it for a cancellation.
+        if (result.finishReason === 'cancelled' && this.forced && !req.signal?.aborted) {
+          throw new AppError('service_unavailable', 'the model pipeline was disposed before the answer was finished (the worker is shutting down)');
+        }
+        return result;
+      })
+      .finally(() => {
+        this.inFlight.delete(own);
+        req.signal?.removeEventListener('abort', relay);
+      });
   }
 
   /** Counters for tests and metrics: vision encoder runs, cache hits, decode steps and batch sizes. */
@@ -142,9 +157,16 @@ export class FastVlmPipeline {
   /**
    * Lets the requests already accepted finish, then releases the sessions.
    * Later `generate` calls are refused instead of running on released
-   * sessions; calling it again is harmless.
+   * sessions; calling it again is harmless. With `force`, the accepted
+   * requests end at their next decode step instead (rejected with
+   * `service_unavailable`), so the sessions are released within one step;
+   * a forced call also cuts short an earlier unforced one.
    */
-  dispose(): Promise<void> {
+  dispose(opts: { force?: boolean } = {}): Promise<void> {
+    if (opts.force === true && !this.forced) {
+      this.forced = true;
+      for (const c of this.inFlight) c.abort();
+    }
     if (!this.disposed) {
       this.disposed = true;
       this.released = this.scheduler.idle().then(() => this.sessions.release());
