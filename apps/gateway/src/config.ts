@@ -49,6 +49,21 @@ const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     CONSOLE_DIR: z.string().min(1).optional(),
     /** Whether health and request logs include each request (info level). */
     LOG_REQUESTS: envBoolean.default(false),
+    /**
+     * Milliseconds between `: keep-alive` comments on SSE responses (job events, streamed chat), so that
+     * proxies with idle timeouts keep a stream that waits in the queue. Default 15 000.
+     */
+    SSE_KEEPALIVE_MS: int(10).default(15_000),
+    /**
+     * Milliseconds an event follower may see nothing before it re-reads the job's stream, in case a
+     * pub/sub message was lost; 0 disables this safety net. Default 5 000.
+     */
+    EVENTS_IDLE_RESYNC_MS: int(0).default(5_000),
+    /**
+     * Seconds an Idempotency-Key claim stays pending while its request is admitted (a replay meanwhile
+     * gets 409 + Retry-After); must outlast the slowest admission (IMAGE_URL_TIMEOUT_MS). Default 30.
+     */
+    IDEMPOTENCY_PENDING_TTL_S: int(1).default(30),
     /** Milliseconds between re-checks that the queue Redis still uses maxmemory-policy noeviction (readiness is false while it does not). Default 30 s. */
     REDIS_SAFETY_CHECK_INTERVAL_MS: int(100).default(30_000),
   });

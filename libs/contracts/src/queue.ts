@@ -66,6 +66,10 @@ export class RedisKeys {
   pendingJobs(): string {
     return `${this.prefix}:pending-jobs`;
   }
+  /** Counter of the clients (any gateway) waiting on a sync job's answer; the last one to give up cancels a queued job. */
+  syncWaiters(id: string): string {
+    return `${this.prefix}:sync-waiters:${id}`;
+  }
   /** Pub/sub channel on which cancellations are broadcast to workers. */
   cancelChannel(): string {
     return `${this.prefix}:cancel`;

@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import {
   AppError,
   INFERENCE_JOB,
   type InferenceJobData,
   type InferenceResult,
   type JobEvent,
+  type RedisKeys,
 } from '@fastvlm/contracts';
 import {
   newJobId,
@@ -17,6 +19,7 @@ import {
   type JobStore,
   type StreamedEvent,
   type SubmitOutcome,
+  type TransitionOutcome,
   type WorkerRegistry,
 } from '@fastvlm/jobs';
 import { inSpan, type GatewayMetrics } from '@fastvlm/observability';
@@ -27,8 +30,11 @@ import * as T from '../infra/tokens';
 import { CHAT_FIELDS, RequestGate, type Admitted, type InputFields } from '../intake/request-gate';
 import { cacheLookups } from '../metrics/cache-lookups';
 import { METRICS } from '../metrics/tokens';
+import { SyncWaiters } from './sync-waiters';
 
 const SERVED_MODEL_TTL_MS = 2_000;
+/** How much longer than the longest sync wait a waiter count may live (a gateway that died mid-wait never decrements it). */
+const WAITER_TTL_MARGIN_MS = 60_000;
 
 interface QueuedJob {
   name: string;
@@ -65,6 +71,8 @@ export class InferenceService {
     async (job) => idOf(await this.queue.add(job.name, job.data, job.opts)),
   );
 
+  private readonly waiters: SyncWaiters;
+
   constructor(
     @Inject(CONFIG) private readonly cfg: GatewayConfig,
     @Inject(T.JOB_STORE) private readonly store: JobStore,
@@ -75,10 +83,24 @@ export class InferenceService {
     @Inject(T.QUEUE) private readonly queue: Queue,
     @Inject(METRICS) private readonly metrics: GatewayMetrics,
     @Inject(RequestGate) private readonly gate: RequestGate,
-  ) {}
+    @Inject(T.REDIS) redis: Redis,
+    @Inject(T.KEYS) keys: RedisKeys,
+  ) {
+    this.waiters = new SyncWaiters(redis, keys, cfg.SYNC_TIMEOUT_MS + WAITER_TTL_MARGIN_MS);
+  }
 
   get modelId(): string {
     return this.cfg.FASTVLM_MODEL;
+  }
+
+  /** Milliseconds between SSE keep-alive comments. */
+  get keepAliveMs(): number {
+    return this.cfg.SSE_KEEPALIVE_MS;
+  }
+
+  /** How long a sync or streamed request waits for its job. */
+  get syncTimeoutMs(): number {
+    return this.cfg.SYNC_TIMEOUT_MS;
   }
 
   /** Validates the request, then answers from the cache or enqueues it. */
@@ -126,11 +148,41 @@ export class InferenceService {
     return this.hub.follow(jobId, afterId, signal);
   }
 
+  /**
+   * Follows a sync job as one of its waiters, counted across gateways: when the
+   * last waiter leaves (answered, disconnected, timed out) before any worker
+   * took the job, the job is cancelled and leaves the queue, since nobody would
+   * read its answer. Resolves `abandoned` to whether this waiter did that.
+   */
+  async *waitFor(jobId: string, signal: AbortSignal, abandoned: { cancelled: boolean } = { cancelled: false }): AsyncGenerator<StreamedEvent> {
+    // Without a count (Redis refused it) this waiter must not decrement one, nor cancel the job.
+    const counted = await this.waiters.enter(jobId).then(
+      () => true,
+      () => false,
+    );
+    try {
+      yield* this.follow(jobId, '0', signal);
+    } finally {
+      if (counted) abandoned.cancelled = await this.leave(jobId);
+    }
+  }
+
+  private async leave(jobId: string): Promise<boolean> {
+    try {
+      if (!(await this.waiters.leave(jobId))) return false;
+      return (await this.cancel(jobId)).ok;
+    } catch {
+      // Redis is away: the job runs for nobody, and its counter lapses.
+      return false;
+    }
+  }
+
   /** Waits for the job's result; an `AppError` for failed, cancelled or timed-out jobs. */
   async result(jobId: string, cacheKey: string | null, signal?: AbortSignal, reservation: JobReservation | null = null): Promise<InferenceResult> {
     const deadline = AbortSignal.timeout(this.cfg.SYNC_TIMEOUT_MS);
     const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
-    for await (const { event } of this.follow(jobId, '0', both)) {
+    const abandoned = { cancelled: false };
+    for await (const { event } of this.waitFor(jobId, both, abandoned)) {
       const r = this.finalOf(event);
       if (r) {
         if (cacheKey) this.answers.remember(cacheKey, r);
@@ -138,8 +190,36 @@ export class InferenceService {
         return r;
       }
     }
-    if (deadline.aborted) throw new AppError('timeout', `No answer within ${this.cfg.SYNC_TIMEOUT_MS} ms; the job ${jobId} goes on.`);
+    if (deadline.aborted) throw this.timeoutError(jobId, abandoned.cancelled);
     throw new AppError('cancelled', 'The request was abandoned.');
+  }
+
+  /** The error a sync or streamed request ends with when no answer came within SYNC_TIMEOUT_MS. */
+  timeoutError(jobId: string, cancelled: boolean): AppError {
+    const fate = cancelled ? `no worker took the job ${jobId}, so it was cancelled` : `the job ${jobId} goes on`;
+    return new AppError('timeout', `No answer within ${this.cfg.SYNC_TIMEOUT_MS} ms; ${fate}.`);
+  }
+
+  /**
+   * Cancels a job (DELETE /v1/jobs/{id}, or its last sync waiter gave up): the
+   * record first (a running job stops at its next token), then its queue entry,
+   * so that no worker picks it up and no identical request joins it through
+   * the queue's de-duplication. A finished job keeps its status.
+   */
+  async cancel(jobId: string): Promise<TransitionOutcome> {
+    const outcome = await this.store.cancel(jobId, Date.now());
+    if (outcome.ok) await this.dropFromQueue(jobId);
+    return outcome;
+  }
+
+  private async dropFromQueue(jobId: string): Promise<void> {
+    const job = await this.queue.getJob(jobId);
+    if (!job) return;
+    // Removing a waiting job also frees its de-duplication id.
+    if ((await this.queue.remove(jobId)) === 1) return;
+    // A running job is locked by its worker and stops by itself; its de-duplication id must not outlive the cancel.
+    const dedup = job.deduplicationId;
+    if (dedup && (await this.queue.getDeduplicationJobId(dedup)) === jobId) await this.queue.removeDeduplicationKey(dedup);
   }
 
   /** Keeps an answer this gateway saw in its in-process cache. */

@@ -46,11 +46,15 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
           onError: (op) => m.cacheError('answer_l2', op),
         }),
     },
-    { provide: T.EVENT_HUB, inject: [T.SUB_REDIS, T.REDIS, T.KEYS], useFactory: (s: Redis, r: Redis, k: RedisKeys) => new EventHub(s, r, k) },
+    {
+      provide: T.EVENT_HUB,
+      inject: [T.SUB_REDIS, T.REDIS, T.KEYS, CONFIG],
+      useFactory: (s: Redis, r: Redis, k: RedisKeys, c: C) => new EventHub(s, r, k, { idleResyncMs: c.EVENTS_IDLE_RESYNC_MS }),
+    },
     {
       provide: T.IDEMPOTENCY,
       inject: [T.REDIS, T.KEYS, CONFIG],
-      useFactory: (r: Redis, k: RedisKeys, c: C) => new IdempotencyKeys(r, k, c.IDEMPOTENCY_TTL_S),
+      useFactory: (r: Redis, k: RedisKeys, c: C) => new IdempotencyKeys(r, k, c.IDEMPOTENCY_TTL_S, c.IDEMPOTENCY_PENDING_TTL_S),
     },
     { provide: T.REGISTRY, inject: [T.REDIS, T.KEYS], useFactory: (r: Redis, k: RedisKeys) => new WorkerRegistry(r, k) },
     {

@@ -1,7 +1,17 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '@fastvlm/contracts';
-import { isStreamId, newJobId, sha256Hex, type IdempotencyKeys, type JobRecord, type JobStore } from '@fastvlm/jobs';
+import {
+  IdempotencyInProgress,
+  compareStreamIds,
+  isStreamId,
+  newJobId,
+  sha256Hex,
+  type IdempotencyClaim,
+  type IdempotencyKeys,
+  type JobRecord,
+  type JobStore,
+} from '@fastvlm/jobs';
 import type { Principal } from '@fastvlm/security';
 import { completionId, toChatCompletion } from '../chat/completion';
 import { parseChatBody, type ChatRequest } from '../chat/openai-request';
@@ -34,21 +44,26 @@ export class JobsController {
     if (input.stream) throw new AppError('invalid_request', 'Jobs do not stream in the response; follow GET /v1/jobs/{id}/events.', 'stream');
     const idemKey = header(req, 'idempotency-key');
     let jobId = newJobId();
+    let claim: IdempotencyClaim | null = null;
     if (idemKey !== undefined) {
-      const claim = await this.idempotency.claim(caller.tenant, idemKey, requestHash(input), jobId);
-      if (claim.replay) {
-        void reply.header('location', `/v1/jobs/${claim.jobId}`).header('idempotent-replayed', 'true');
-        return toJobView(await this.awaitRecord(claim.jobId, caller));
+      const claimed = await this.claim(caller, idemKey, input, jobId, reply);
+      if (claimed.replay) {
+        void reply.header('location', `/v1/jobs/${claimed.jobId}`).header('idempotent-replayed', 'true');
+        return toJobView(await this.awaitRecord(claimed.jobId, caller));
       }
+      claim = claimed.claim;
       jobId = claim.jobId;
     }
     let outcome: Admitted;
     try {
       outcome = await this.inference.submit(caller, input, 'async', jobId);
     } catch (e) {
-      if (idemKey !== undefined) await this.idempotency.release(caller.tenant, idemKey).catch(() => undefined);
+      if (claim) await this.idempotency.release(claim).catch(() => undefined);
       throw e;
     }
+    // The record exists: the key names it from now on. If this write fails the claim lapses
+    // with its pending TTL, and a retry makes a second job: rare, and never a key naming no job.
+    if (claim) await this.idempotency.confirm(claim).catch(() => undefined);
     void reply.header('location', `/v1/jobs/${jobId}`).header('x-cache', outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss');
     // The record as this request created it; no need to read it back.
     const accepted: JobRecord = { id: jobId, tenant: caller.tenant, model: this.inference.modelId, createdAt: outcome.createdAt, status: 'queued' };
@@ -66,25 +81,39 @@ export class JobsController {
   async cancel(@Caller() caller: Principal, @Param('id') id: string): Promise<JobView> {
     await this.owned(id, caller);
     // Finished jobs keep their status: cancelling them is a no-op, not an error.
-    await this.store.cancel(id, Date.now());
+    await this.inference.cancel(id);
     return toJobView(await this.owned(id, caller));
   }
 
+  /**
+   * SSE of the job's status changes and tokens, resumable with Last-Event-ID.
+   * Each token index is sent once: a re-run after a worker crash repeats the
+   * indices the first run already wrote, and those repeats are dropped here.
+   * On resume the stream is re-read from its start, silently up to the
+   * client's last id, so the dropping continues exactly where it stopped.
+   */
   @Get(':id/events')
   @RequireScope('jobs:read')
   async events(@Caller() caller: Principal, @Param('id') id: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     await this.owned(id, caller);
     const last = header(req, 'last-event-id') ?? '0';
     if (last !== '0' && !isStreamId(last)) throw new AppError('invalid_request', 'Last-Event-ID is not an event id of this stream.', 'Last-Event-ID');
-    const sse = new SseWriter(reply);
+    const sse = new SseWriter(reply, { keepAliveMs: this.inference.keepAliveMs });
+    let next = 0;
     try {
-      for await (const { id: entryId, event } of this.inference.follow(id, last, sse.aborted)) {
+      for await (const { id: entryId, event } of this.inference.follow(id, '0', sse.aborted)) {
+        if (event.type === 'token') {
+          if (event.index < next) continue;
+          next = event.index + 1;
+        }
+        // Already sent on an earlier connection.
+        if (compareStreamIds(entryId, last) <= 0) continue;
         switch (event.type) {
           case 'status':
             sse.send({ status: event.status }, { id: entryId, event: 'status' });
             break;
           case 'token':
-            sse.send({ index: event.index, text: event.text }, { id: entryId, event: 'token' });
+            sse.send({ index: event.index, text: event.text, ...(event.attempt !== undefined ? { attempt: event.attempt } : {}) }, { id: entryId, event: 'token' });
             break;
           case 'done':
             sse.send(toChatCompletion(completionId(id), event.result), { id: entryId, event: 'done' });
@@ -107,7 +136,17 @@ export class JobsController {
     return rec;
   }
 
-  /** A replayed request may arrive before the first one's job record is written. */
+  /** Claims the Idempotency-Key; a replay of a request still being admitted is told when to retry. */
+  private async claim(caller: Principal, key: string, input: ChatRequest, jobId: string, reply: FastifyReply): ReturnType<IdempotencyKeys['claim']> {
+    try {
+      return await this.idempotency.claim(caller.tenant, key, requestHash(input), jobId);
+    } catch (e) {
+      if (e instanceof IdempotencyInProgress) void reply.header('retry-after', String(Math.ceil(e.retryAfterMs / 1000)));
+      throw e;
+    }
+  }
+
+  /** A claim written before claims were two-phase may name a record not written yet. */
   private async awaitRecord(id: string, caller: Principal): Promise<JobRecord> {
     const deadline = Date.now() + REPLAY_WAIT_MS;
     for (;;) {
