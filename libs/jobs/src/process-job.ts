@@ -11,6 +11,7 @@ import type { GenerateRequest, GenerateResult, ModelInfo } from '@fastvlm/pipeli
 import type { AnswerCache } from './answer-cache';
 import type { ImageStore } from './image-store';
 import type { JobStore } from './job-store';
+import { isConnectionError } from './redis';
 
 /** The part of the inference engine a worker needs. */
 export interface InferenceEngine {
@@ -182,7 +183,9 @@ function toFailure(e: unknown): JobFailure {
   if (e instanceof JobFailure) return e;
   if (isAppError(e)) return new JobFailure(isRetryable(e.code) ? 'transient' : 'fatal', e.toJSON());
   const message = e instanceof Error ? e.message : String(e);
-  return new JobFailure('transient', { code: 'internal', message });
+  // Redis away or refusing writes at maxmemory: the service is unavailable, not broken.
+  const unavailable = isConnectionError(e) || message.startsWith('OOM ');
+  return new JobFailure('transient', { code: unavailable ? 'service_unavailable' : 'internal', message });
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
