@@ -163,7 +163,10 @@ export class InferenceService {
     try {
       yield* this.follow(jobId, '0', signal);
     } finally {
-      if (counted) abandoned.cancelled = await this.leave(jobId);
+      // A waiter that gave up must know whether it cancelled the job (its error says so);
+      // one that got its answer need not wait for the count to go down.
+      if (counted && signal.aborted) abandoned.cancelled = await this.leave(jobId);
+      else if (counted) void this.leave(jobId);
     }
   }
 
