@@ -111,6 +111,38 @@ describe('EventHub', () => {
     expect(seen).toEqual([token(0), token(1), FINAL]);
   });
 
+  it('holds live entries until every overlapping stream read is in, so an entry only the later read finds is not dropped', async () => {
+    // The hub's reads pass a gate that lets them reach Redis one at a time, when the test says.
+    const gate = await gatedLink(TEST_REDIS_URL);
+    const reads = new Redis(gate.url, { maxRetriesPerRequest: null });
+    opened.push(reads);
+    await reads.ping();
+    gate.hold();
+    const name = `${prefix}-overlap`;
+    const sub = subscriber(name);
+    const hub = new EventHub(sub, reads, keys, { idleResyncMs: 0 });
+    const seen: JobEvent[] = [];
+    const ctrl = new AbortController();
+    const done = collect(hub.follow('j-overlap', '0', ctrl.signal), seen);
+    // Read 1 (the follower's first) waits at the gate; a reconnect starts read 2 behind it.
+    await until('the first read', () => gate.held() === 1);
+    await killClient(name);
+    await until('the second read', () => gate.held() === 2);
+    const replies = gate.forwarded();
+    gate.releaseOne();
+    await until('the first read to answer', () => gate.forwarded() > replies);
+    // An entry whose announcement the reconnect lost, then a live one: only read 2 can find the first.
+    await append('j-overlap', token(0), false);
+    await append('j-overlap', token(1));
+    gate.open();
+    await append('j-overlap', FINAL);
+    const timer = setTimeout(() => ctrl.abort(), 5_000);
+    await done;
+    clearTimeout(timer);
+    gate.close();
+    expect(seen).toEqual([token(0), token(1), FINAL]);
+  });
+
   it('delivers every entry once and in order while its connection drops again and again under a steady writer', async () => {
     const name = `${prefix}-storm`;
     const hub = new EventHub(subscriber(name), cmd, keys, { idleResyncMs: 200 });
@@ -172,6 +204,64 @@ async function slowLink(redisUrl: string): Promise<{ url: string; slowFromNowOn:
   return {
     url: `redis://127.0.0.1:${address.port}`,
     slowFromNowOn: (ms) => (delayMs = ms),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+/**
+ * A TCP link to Redis that can hold what clients send (each chunk, in order)
+ * and let it through one chunk at a time, to order commands of different
+ * connections exactly.
+ */
+async function gatedLink(redisUrl: string): Promise<{
+  url: string;
+  hold: () => void;
+  held: () => number;
+  releaseOne: () => void;
+  open: () => void;
+  forwarded: () => number;
+  close: () => void;
+}> {
+  const target = new URL(redisUrl);
+  let holding = false;
+  let replies = 0;
+  const queue: (() => void)[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('data', (chunk) => {
+      if (holding) queue.push(() => upstream.write(chunk));
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      replies++;
+      client.write(chunk);
+    });
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('the link has no port');
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    hold: () => (holding = true),
+    held: () => queue.length,
+    releaseOne: () => queue.shift()?.(),
+    open: () => {
+      holding = false;
+      for (const send of queue.splice(0)) send();
+    },
+    forwarded: () => replies,
     close: () => {
       for (const s of sockets) s.destroy();
       server.close();
