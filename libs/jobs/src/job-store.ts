@@ -167,7 +167,8 @@ export class JobStore {
     const [kind, status, attempt] = (await START.run(
       this.redis,
       [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs()],
-      [this.keys.eventsChannel(id), JSON.stringify(event), now, claim ?? '', id],
+      // A queue that does not count claims (0) gets the next number rather than a refusal.
+      [this.keys.eventsChannel(id), JSON.stringify(event), now, claim !== undefined && claim > 0 ? claim : '', id],
     )) as [string, string, number];
     const outcome = this.outcome(id, kind, status);
     return outcome.ok ? { ...outcome, attempt: Number(attempt) } : outcome;
