@@ -28,10 +28,15 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     VISION_CACHE_L1_BYTES: int(0).default(256 * 1024 * 1024),
     /** Seconds image features live in the cache Redis (0 disables the shared vision cache). */
     VISION_CACHE_TTL_S: int(0).default(3_600),
-    /** Milliseconds a job's lock lasts without renewal; a crashed worker's jobs are re-run after about this long. */
-    WORKER_LOCK_DURATION_MS: int(1000).default(30_000),
-    /** Milliseconds between checks for jobs whose worker died. */
-    WORKER_STALLED_INTERVAL_MS: int(1000).default(30_000),
+    /**
+     * Milliseconds a job's lock lasts without renewal (BullMQ renews it every half of this). A crashed
+     * worker's jobs are re-run after about WORKER_LOCK_DURATION_MS + WORKER_STALLED_INTERVAL_MS. A run
+     * that loses its lock (a pause longer than this) cannot write the job any more (fencing), so a short
+     * lock is safe; too short makes slow event loops lose locks they still need. Default 15 s.
+     */
+    WORKER_LOCK_DURATION_MS: int(1000).default(15_000),
+    /** Milliseconds between checks for jobs whose worker died (their lock expired); each check is one Lua script per queue. Default 5 s. */
+    WORKER_STALLED_INTERVAL_MS: int(1000).default(5_000),
     /** Runs allowed for a job that fails with a transient error. */
     JOB_ATTEMPTS: int(1).default(3),
     /** Seconds a finished job's record and events are kept. */
