@@ -10,6 +10,9 @@ import { reportLoadFailure } from './telemetry/load-failure';
 import { WorkerStatus } from './telemetry/worker-status';
 import { WorkerApp } from './worker-app';
 
+/** What the steps after the drain (HTTP server, trace flush, a forced engine dispose) get beyond SHUTDOWN_TIMEOUT_MS. */
+const SHUTDOWN_BACKSTOP_GRACE_MS = 5_000;
+
 async function main(): Promise<void> {
   const cfg = loadWorkerConfig();
   // Same loaders as the gateway's checks allow: JPEG, PNG, WebP, GIF (first frame); libvips' others are blocked.
@@ -82,7 +85,12 @@ async function main(): Promise<void> {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    log.info({ signal }, 'draining: no new jobs, finishing active ones');
+    log.info({ signal, timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'draining: no new jobs, finishing active ones');
+    // Backstop: app.stop() bounds its own steps; this also bounds the HTTP server and the trace exporter's flush.
+    setTimeout(() => {
+      log.error({ timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'shutdown overran SHUTDOWN_TIMEOUT_MS and its grace: exiting now');
+      process.exit(1);
+    }, cfg.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_BACKSTOP_GRACE_MS).unref();
     app
       .stop()
       .then(() => http.close())
