@@ -43,7 +43,12 @@ const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     JOB_TTL_S: int(60).default(86_400),
     /** Seconds an answer stays in the cache Redis. */
     ANSWER_CACHE_TTL_S: int(1).default(3_600),
-    /** Milliseconds SIGTERM waits for active jobs before giving up. */
+    /**
+     * Milliseconds a SIGTERM shutdown may take, every step included (registry withdrawal, waiting for
+     * active jobs, closing Redis). Jobs still running then are abandoned, not finished: their locks
+     * expire and another worker re-runs them about WORKER_LOCK_DURATION_MS + WORKER_STALLED_INTERVAL_MS
+     * later. The process exits at most a few seconds after it. Default 60 s.
+     */
     SHUTDOWN_TIMEOUT_MS: int(0).default(60_000),
     /** onnxruntime intra-op threads (0 = onnxruntime's default). */
     FASTVLM_THREADS: int(0).default(0),
