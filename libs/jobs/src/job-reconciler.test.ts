@@ -1,12 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_JOB, INFERENCE_QUEUE, RedisKeys, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
+import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
+import type { GenerateRequest, GenerateResult } from '@fastvlm/pipeline';
+import { AnswerCache } from './answer-cache';
 import { ImageStore, sha256Hex } from './image-store';
 import { JobReconciler, STALLED_LIMIT_REASON, failureFromReason } from './job-reconciler';
 import { JobStore } from './job-store';
+import { processInferenceJob, type InferenceEngine } from './process-job';
 import { cleanupPrefix, testPrefix, TEST_REDIS_URL } from './test-redis';
 import { waitFor } from './test-redis-server';
 
@@ -113,6 +116,65 @@ describe('JobReconciler', () => {
     // Ended records expire: nothing holds the tenant's slot or the keyspace.
     expect(await redis.ttl(keys.job(id))).toBeGreaterThan(0);
     expect(await redis.ttl(keys.events(id))).toBeGreaterThan(0);
+    await kill(next);
+  });
+
+  it('ends the job of a run whose own failure write failed (its Redis connection died mid-run)', async () => {
+    const image = Buffer.from('connection dies');
+    const id = 'job_run_connection_dies';
+    // The run's connection: it dies at the third token, before the run can write the failure.
+    const runRedis = new Redis(TEST_REDIS_URL);
+    const runStore = new JobStore(runRedis, keys, 60);
+    const images = new ImageStore(runRedis, keys, 60);
+    await store.create({ id, tenant: 'acme', model: 'fake-model', createdAt: Date.now() });
+    await images.write(image);
+    const engine: InferenceEngine = {
+      info: { id: 'fake-model', revision: 'rev-1', dtype: 'fp32', device: 'cpu', dir: '/nowhere' },
+      async generate(req: GenerateRequest): Promise<GenerateResult> {
+        let i = 0;
+        for (; i < req.params.maxTokens && !req.signal?.aborted; i++) {
+          await new Promise((r) => setTimeout(r, 5));
+          if (i === 2) runRedis.disconnect();
+          req.onToken?.({ index: i, text: `t${i}` });
+        }
+        const timings = { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 };
+        return { text: '', finishReason: req.signal?.aborted ? 'cancelled' : 'length', usage: { promptTokens: 1, completionTokens: i }, tokenIds: [], timings };
+      },
+    };
+    const deps = { store: runStore, images, answers: new AnswerCache(redis, keys, { l1MaxBytes: 0, l2TtlSeconds: 60 }), engine, now: () => Date.now() };
+    const worker = new Worker(
+      INFERENCE_QUEUE,
+      (job) =>
+        processInferenceJob(deps, InferenceJobDataSchema.parse(job.data), {
+          attemptsMade: job.attemptsMade,
+          maxAttempts: job.opts.attempts ?? 1,
+          signal: new AbortController().signal,
+          claim: job.attemptsStarted,
+        }),
+      { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() },
+    );
+    try {
+      const data: InferenceJobData = {
+        id,
+        tenant: 'acme',
+        model: 'fake-model',
+        modelRevision: 'rev-1',
+        image: { sha256: sha256Hex(image), bytes: image.length },
+        question: 'q',
+        params: { maxTokens: 400, temperature: 0, topP: 1, stop: [] },
+        cacheKey: null,
+        createdAt: Date.now(),
+      };
+      await queue.add(INFERENCE_JOB, data, { jobId: id, attempts: 1 });
+      await waitFor('the record to end', async () => (await store.status(id)) === 'failed');
+      const rec = await store.get(id);
+      // The run could write neither its tokens nor its failure; the queue's failed reason carried the code.
+      expect(rec?.error?.code).toBe('service_unavailable');
+      expect(rec?.error?.message).toContain('Connection is closed');
+      expect(rec?.attempt).toBe(1);
+    } finally {
+      await worker.close();
+    }
   });
 
   it('ends a record once however many workers reconcile the same failure, and leaves an ended record alone', async () => {
