@@ -256,6 +256,9 @@ export class WorkerApp {
   /** Timers that re-check Redis; none may keep running once shutdown starts. */
   private stopWatches(): void {
     this.safety?.stop();
+    if (this.sweeping) clearInterval(this.sweeping);
+    // Other workers reconcile what the queue ends from here on.
+    this.queueEvents?.close().catch(() => undefined);
   }
 
   private async closeConnections(ms: number): Promise<void> {
