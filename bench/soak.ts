@@ -69,14 +69,16 @@ class Recorder {
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<boolean> {
   const { execFileSync } = await import('node:child_process');
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const modelDir = join(testCacheDir(), 'tiny-random');
   if (!existsSync(join(modelDir, 'config.json'))) await generateModel({ preset: 'tiny', outDir: modelDir, seed: 0 });
 
   const server = await PrivateRedis.start();
+  cleanups.push(() => server.dispose());
   const redis = new Redis(server.url);
+  cleanups.push(() => Promise.resolve(redis.disconnect()));
   const prefix = uniquePrefix();
   const limits = {
     RATE_LIMIT_KEY_RPM: '1000000',
@@ -85,10 +87,10 @@ async function main(): Promise<void> {
     TENANT_MAX_INFLIGHT_JOBS: '256',
     TENANT_MAX_QUEUED_JOBS: '256',
   };
-  const [gateway, worker] = await Promise.all([
-    startGatewayProcess(prefix, server.url, { ...limits, JOB_TTL_S: String(JOB_TTL_S), LOG_LEVEL: 'warn', JOB_DEADLINE_S: '120' }),
-    startWorker(prefix, { JOB_TTL_S: String(JOB_TTL_S), FASTVLM_THREADS: '1' }, server.url),
-  ]);
+  const gateway = await startGatewayProcess(prefix, server.url, { ...limits, JOB_TTL_S: String(JOB_TTL_S), LOG_LEVEL: 'warn', JOB_DEADLINE_S: '120' });
+  cleanups.push(async () => void (await stopProcess(gateway, 'SIGKILL')));
+  const worker = await startWorker(prefix, { JOB_TTL_S: String(JOB_TTL_S), FASTVLM_THREADS: '1' }, server.url);
+  cleanups.push(async () => void (await stopProcess(worker, 'SIGKILL')));
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
   const processes = { gateway: gateway.child.pid ?? 0, worker: worker.child.pid ?? 0, redis: redisPid };
   const rec = new Recorder();
@@ -238,12 +240,27 @@ async function main(): Promise<void> {
   console.log('(redis RSS is reported, not checked: its allocator keeps pages as keys accumulate up to their TTL plateau)');
 
   await Promise.all([stopProcess(gateway, 'SIGTERM'), stopProcess(worker, 'SIGTERM')]);
-  redis.disconnect();
-  await server.dispose();
-  process.exit(checks.every((c) => c.pass) ? 0 : 1);
+  return checks.every((c) => c.pass);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
+/** What to stop, newest first, whether the run ends normally or not: no process outlives the soak. */
+const cleanups: (() => Promise<void>)[] = [];
+
+async function cleanUp(): Promise<void> {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+}
+
+process.once('SIGINT', () => {
+  void cleanUp().then(() => process.exit(130));
 });
+
+main()
+  .then(async (passed) => {
+    await cleanUp();
+    process.exit(passed ? 0 : 1);
+  })
+  .catch(async (e: unknown) => {
+    console.error(e);
+    await cleanUp();
+    process.exit(1);
+  });

@@ -3,7 +3,7 @@ import { stopProcess, type GatewayProcess } from '../support/processes';
 import { postJson } from '../support/requests';
 import { streamSse } from '../support/sse-client';
 import { until } from '../support/stack';
-import { ChaosStack, FAST_LOCKS, longBody, reportFigures } from './harness';
+import { ChaosStack, FAST_LOCKS, longBody, reportFigures, tokens } from './harness';
 
 interface Chunk {
   id: string;
@@ -58,9 +58,21 @@ describe('chaos: a worker killed in the middle of a sampled streamed answer (tem
       storedChars: stored?.length ?? null,
       firstDifferentChar: firstDifference,
       errorEvents: extra,
+      runSeed: (JSON.parse((await stack.redis.hget(`${stack.keys.bull()}:inference:${jobId}`, 'data')) ?? '{}') as { runSeed?: number }).runSeed ?? null,
+      attempts: [...new Set(tokens(await stack.stream(jobId)).map((t) => t.attempt ?? null))],
+      firstIndexWhereRunsDiffer: await firstDisagreement(stack, jobId),
     });
     expect(extra).toEqual([]);
     expect(await stack.runsStarted(jobId)).toBe(2);
     expect(streamed).toBe(stored);
   });
 });
+
+/** The first token index at which the two runs in the stream wrote different text (-1: they agree). */
+async function firstDisagreement(stack: ChaosStack, jobId: string): Promise<number> {
+  const entries = await stack.stream(jobId);
+  const second = entries.map((e) => e.event.type === 'status' && e.event.status === 'running').lastIndexOf(true);
+  const before = new Map(tokens(entries.slice(0, second)).map((t) => [t.index, t.text]));
+  for (const t of tokens(entries.slice(second))) if (before.has(t.index) && before.get(t.index) !== t.text) return t.index;
+  return -1;
+}

@@ -12,7 +12,7 @@ export default defineConfig({
   test: {
     ...base.test,
     include: ['test/chaos/**/*.chaos.ts', 'test/chaos/**/*.chaos.test.ts'],
-    testTimeout: 240_000,
+    testTimeout: 360_000,
     hookTimeout: 120_000,
     fileParallelism: false,
     maxWorkers: 1,

@@ -51,5 +51,5 @@ describe('chaos: the gateway serving an /events stream is killed (SIGKILL)', () 
     const result = view.result?.choices[0]?.message.content;
     expect(tokenEvents.map((t) => t.text).join('')).toBe(result);
     expect((JSON.parse(done[0]?.data ?? '{}') as { choices: { message: { content: string } }[] }).choices[0]?.message.content).toBe(result);
-  });
+  }, 180_000);
 });

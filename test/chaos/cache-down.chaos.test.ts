@@ -50,5 +50,5 @@ describe('chaos: the cache Redis (CACHE_REDIS_URL) goes down', () => {
     expect(outcomes.map((o) => o.status)).toEqual(outcomes.map(() => 200));
     for (const o of outcomes) expect((JSON.parse(o.body) as Completion).usage.completion_tokens).toBe(6);
     expect((JSON.parse(outcomes[3]?.body ?? '{}') as Completion).choices[0]?.message.content).toBe(answer);
-  });
+  }, 180_000);
 });

@@ -37,5 +37,5 @@ describe('chaos: SIGTERM while a worker decodes a batch', () => {
     expect(views.map((v) => v.status)).toEqual(ids.map(() => 'succeeded'));
     expect(views.map((v) => v.result?.usage.completion_tokens)).toEqual(ids.map(() => TOKENS));
     expect(dones).toEqual(ids.map(() => 1));
-  });
+  }, 180_000);
 });

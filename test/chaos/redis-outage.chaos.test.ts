@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../support/processes';
-import { postJson } from '../support/requests';
+import { auth } from '../support/requests';
 import { until } from '../support/stack';
 import { ChaosStack, FAST_LOCKS, longBody, quantile, reportFigures } from './harness';
 
@@ -47,7 +47,9 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
     const client = async (): Promise<void> => {
       while (running) {
         const startedAt = Date.now();
-        const res = await postJson(`${gw.url}/v1/jobs`, await longBody(`steady ${n++}`, 8)).catch(() => null);
+        const body = await longBody(`steady ${n++}`, 8);
+        // A request the gateway never answers counts as status 0 (a hang), not as a stuck test.
+        const res = await fetch(`${gw.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }).catch(() => null);
         const sample: Sample = { startedAt, ms: Date.now() - startedAt, status: res?.status ?? 0, retryAfter: res?.headers.get('retry-after') ?? null };
         if (res?.status === 202) sample.id = ((await res.json()) as { id: string }).id;
         else await res?.body?.cancel();
@@ -59,26 +61,32 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
     const load = Promise.all(Array.from({ length: CLIENTS }, client));
     const accepted = (): number => samples.filter((s) => s.status === 202).length;
     const outages: { kind: string; downAt: number; upAt: number; readyAfterMs: number }[] = [];
+    let phase = 'start';
 
     try {
       for (const kind of ['SHUTDOWN', 'SIGKILL'] as const) {
+        phase = `${kind}: steady load`;
         const base = accepted();
-        await until('steady load to be accepted', () => accepted() >= base + 10, 60_000);
-        if (kind === 'SHUTDOWN') await stack.redis.call('SHUTDOWN').catch(() => undefined);
+        await until('steady load to be accepted', () => accepted() >= base + 30, 60_000);
+        if (kind === 'SHUTDOWN') await shutdownRedis(stack.url);
         else await stack.server.down();
+        phase = `${kind}: waiting for redis to go`;
         await until('redis to be gone', async () => !(await answers()), 10_000);
         const downAt = Date.now();
         await until('the gateway to refuse a few requests', () => samples.filter((s) => s.startedAt >= downAt && s.status !== 202).length >= 5, 30_000);
+        phase = `${kind}: restarting`;
         const upAt = Date.now();
         await stack.server.up();
         await until('the gateway to be ready again', async () => (await fetch(`${gw.url}/health/ready`)).status === 200, 60_000);
         outages.push({ kind, downAt, upAt, readyAfterMs: Date.now() - upAt });
       }
       const base = accepted();
-      await until('load to be accepted after the outages', () => accepted() >= base + 10, 60_000);
+      await until('load to be accepted after the outages', () => accepted() >= base + 30, 60_000);
+      phase = 'done';
     } finally {
       running = false;
       await load;
+      if (phase !== 'done') reportFigures('redis-outage', { stuckIn: phase, statuses: samples.slice(-10).map((s) => s.status), gatewayLog: gw.output().slice(-1500) });
     }
 
     const ids = samples.flatMap((s) => (s.id ? [s.id] : []));
@@ -117,5 +125,16 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
     }
     // Around the outages, a request is either accepted or refused as unavailable: never a 500.
     expect(Object.keys(statusCounts).sort()).toEqual(['202', '503']);
-  });
+  }, 180_000);
 });
+
+/**
+ * SHUTDOWN on a one-shot connection: a reconnecting client would send the
+ * unanswered command again on reconnect and shut the restarted server down too.
+ */
+async function shutdownRedis(url: string): Promise<void> {
+  const c = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  c.on('error', () => undefined);
+  await c.call('SHUTDOWN').catch(() => undefined);
+  c.disconnect();
+}
