@@ -30,6 +30,9 @@ const HEARTBEAT_MS = 5_000;
 /** Shutdown steps that only talk to Redis get at most this long each, within SHUTDOWN_TIMEOUT_MS. */
 const WITHDRAW_TIMEOUT_MS = 1_000;
 const QUIT_TIMEOUT_MS = 1_000;
+/** With no job running, BullMQ's close gets this long before Redis is taken for away. */
+const IDLE_CLOSE_MS = 2_000;
+const DRAIN_POLL_MS = 250;
 /** A forced engine dispose waits for the decode step in progress; past this the process exits anyway. */
 const ENGINE_ABORT_MS = 2_000;
 
@@ -210,7 +213,7 @@ export class WorkerApp {
     await settlesWithin(registry.withdraw(this.id), Math.min(WITHDRAW_TIMEOUT_MS, left()));
     // Stops taking jobs and waits for the active ones, whose locks BullMQ keeps renewing meanwhile.
     const closing = this.worker?.close() ?? Promise.resolve();
-    if (await settlesWithin(closing, left())) {
+    if (await this.drained(closing, deadline)) {
       await settlesWithin(this.engine.dispose(), left());
       await this.closeConnections(Math.min(QUIT_TIMEOUT_MS, left()));
       return;
@@ -224,13 +227,28 @@ export class WorkerApp {
         'active jobs did not finish within SHUTDOWN_TIMEOUT_MS: abandoning them; their locks expire and the stalled check of another worker re-runs them, after about WORKER_LOCK_DURATION_MS + WORKER_STALLED_INTERVAL_MS',
       );
     } else {
-      this.log.warn({ timeoutMs }, 'shutdown did not finish within SHUTDOWN_TIMEOUT_MS (Redis unreachable?); dropping the connections');
+      this.log.warn({ timeoutMs }, 'no job is running but the queue did not close (Redis unreachable?); dropping the connections');
     }
     // Connections first: what the abandoned runs do from here on (a rejection, a late token) must never reach Redis.
     this.sub.disconnect();
     this.cacheRedis.disconnect();
     this.redis.disconnect();
     await settlesWithin(this.engine.dispose({ force: true }), ENGINE_ABORT_MS);
+  }
+
+  /**
+   * Whether BullMQ's close settles before `deadline`. With no job running, the
+   * close only waits on Redis round trips: once those take longer than
+   * IDLE_CLOSE_MS, Redis is away and waiting for the deadline gains nothing.
+   */
+  private async drained(closing: Promise<void>, deadline: number): Promise<boolean> {
+    const started = Date.now();
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      if (await settlesWithin(closing, Math.min(DRAIN_POLL_MS, left))) return true;
+      if (this.telemetry.activeJobs === 0 && Date.now() - started >= IDLE_CLOSE_MS) return false;
+    }
   }
 
   /**
