@@ -68,7 +68,8 @@ export class WorkerApp {
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
     const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
     this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`, sink);
-    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'consumer', 'worker-cache', sink) : this.redis;
+    // Fail-fast: the cache is optional, and a queueing connection would hold every result write while it is away.
+    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'producer', 'worker-cache', sink) : this.redis;
     this.sub = createRedis(cfg.REDIS_URL, 'subscriber', 'worker-sub', sink);
   }
 
@@ -76,7 +77,12 @@ export class WorkerApp {
     await this.checkRedisSafety();
     const store = new JobStore(this.redis, this.keys, this.cfg.JOB_TTL_S);
     const images = new ImageStore(this.redis, this.keys, 1);
-    const answers = new AnswerCache(this.cacheRedis, this.keys, { l1MaxBytes: 0, l2TtlSeconds: this.cfg.ANSWER_CACHE_TTL_S });
+    const answers = new AnswerCache(this.cacheRedis, this.keys, {
+      l1MaxBytes: 0,
+      l2TtlSeconds: this.cfg.ANSWER_CACHE_TTL_S,
+      timeoutMs: this.cfg.CACHE_TIMEOUT_MS,
+      onError: (op) => this.telemetry.metrics.cacheError('answer_l2', op),
+    });
     const cancellations = new Cancellations(this.sub, this.keys.cancelChannel());
     await cancellations.start();
     const deps = { store, images, answers, engine: this.engine, now: () => Date.now() };
