@@ -11,6 +11,7 @@ interface Sample {
   status: number;
   retryAfter: string | null;
   id?: string;
+  body?: string;
 }
 
 const CLIENTS = 3;
@@ -21,7 +22,11 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
 
   beforeAll(async () => {
     stack = await ChaosStack.start();
-    [gw] = await Promise.all([stack.gateway(), stack.worker(FAST_LOCKS)]);
+    // Limits are not under test: the load must never meet a tenant cap while jobs pile up during an outage.
+    [gw] = await Promise.all([
+      stack.gateway({ RATE_LIMIT_KEY_RPM: '100000', RATE_LIMIT_TENANT_RPM: '100000', TENANT_MAX_INFLIGHT_JOBS: '10000', TENANT_MAX_QUEUED_JOBS: '10000' }),
+      stack.worker(FAST_LOCKS),
+    ]);
   });
   afterAll(async () => {
     await stack?.dispose();
@@ -52,6 +57,7 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
         const res = await fetch(`${gw.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }).catch(() => null);
         const sample: Sample = { startedAt, ms: Date.now() - startedAt, status: res?.status ?? 0, retryAfter: res?.headers.get('retry-after') ?? null };
         if (res?.status === 202) sample.id = ((await res.json()) as { id: string }).id;
+        else if (res && res.status !== 503) sample.body = (await res.text()).slice(0, 200);
         else await res?.body?.cancel();
         samples.push(sample);
         // A refused client backs off a little, as Retry-After asks (bounded so that the outage is sampled densely).
@@ -114,6 +120,7 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
       whileDown503p50Ms: quantile(during.map((s) => s.ms), 0.5),
       whileDown503maxMs: Math.max(0, ...during.map((s) => s.ms)),
       readyAfterRestartMs: outages.map((o) => `${o.kind}:${o.readyAfterMs}`),
+      otherAnswers: samples.filter((s) => s.body !== undefined).slice(0, 3).map((s) => `${s.status} ${s.body ?? ''}`),
     });
 
     expect(finalStatuses.filter((s) => s !== 'succeeded')).toEqual([]);
