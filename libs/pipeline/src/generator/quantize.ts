@@ -125,13 +125,17 @@ export function quantizeInt8(w: Float32Array, K: number, N: number, kind: Int8Ki
   for (let k = 0; k < K; k++) {
     for (let n = 0; n < N; n++) scales[n] = Math.max(scales[n] ?? 0, Math.abs(w[k * N + n] ?? 0));
   }
-  for (let n = 0; n < N; n++) scales[n] = (scales[n] ?? 0) / 127;
+  // Signed weights use 7 bits, as onnxruntime's own quantizer does (reduce_range):
+  // its u8·s8 kernel on AVX2 without VNNI adds pairs of products in int16
+  // (vpmaddubsw), which saturates for codes past ±64 and gives wrong sums.
+  const levels = kind === 'int8' ? 63 : 127;
+  for (let n = 0; n < N; n++) scales[n] = (scales[n] ?? 0) / levels;
   const zeroPoint = kind === 'uint8' ? 128 : 0;
   const codes = new Uint8Array(K * N);
   for (let k = 0; k < K; k++) {
     for (let n = 0; n < N; n++) {
       const s = scales[n] ?? 0;
-      const v = s > 0 ? Math.max(-127, Math.min(127, Math.round((w[k * N + n] ?? 0) / s))) : 0;
+      const v = s > 0 ? Math.max(-levels, Math.min(levels, Math.round((w[k * N + n] ?? 0) / s))) : 0;
       // `& 0xff` turns a negative int8 into its two's-complement byte.
       codes[k * N + n] = (v + zeroPoint) & 0xff;
     }
