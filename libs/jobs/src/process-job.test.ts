@@ -7,7 +7,8 @@ import { ImageStore, sha256Hex } from './image-store';
 import { JobStore } from './job-store';
 import { JobFailure, processInferenceJob, type InferenceEngine, type ProcessDeps } from './process-job';
 import { cleanupPrefix, testPrefix, TEST_REDIS_URL } from './test-redis';
-import { OwnRedis, unusedPort } from './test-redis-server';
+import { OwnRedis } from './test-redis-server';
+import { freeTcpPort } from './test-ports';
 
 const IMAGE = Buffer.from('not decoded by the fake engine');
 const PARAMS: DecodingParams = { maxTokens: 40, temperature: 0, topP: 1, stop: [] };
@@ -194,7 +195,7 @@ describe('processInferenceJob on real Redis', () => {
 
   it('stores the result without waiting for the answer cache', async () => {
     // A cache Redis that never answers: nothing listens on its port, and its commands queue forever.
-    const dead = new Redis(`redis://127.0.0.1:${await unusedPort()}`, { maxRetriesPerRequest: null, retryStrategy: () => 200, lazyConnect: false });
+    const dead = new Redis(`redis://127.0.0.1:${await freeTcpPort()}`, { maxRetriesPerRequest: null, retryStrategy: () => 200, lazyConnect: false });
     dead.on('error', () => undefined);
     try {
       const answers = new AnswerCache(dead, e.keys, { l1MaxBytes: 0, l2TtlSeconds: 60, timeoutMs: 600_000 });

@@ -1,22 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-
-/** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
-export function unusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+import { freeTcpPort } from './test-ports';
 
 /**
  * A redis-server of the test's own, on its own port, for tests that change its
@@ -30,7 +17,7 @@ export class OwnRedis {
   ) {}
 
   static async start(): Promise<OwnRedis> {
-    const port = await unusedPort();
+    const port = await freeTcpPort();
     const dir = mkdtempSync(join(tmpdir(), 'fastvlm-jobs-redis-'));
     const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], { stdio: 'ignore' });
     const url = `redis://127.0.0.1:${port}`;
