@@ -27,6 +27,8 @@ import { WorkerStatus } from './telemetry/worker-status';
 import { closeRedis, settlesWithin } from './shutdown';
 
 const HEARTBEAT_MS = 5_000;
+/** What `processInferenceJob` returns: each means the run found its job's record ended or ended it. */
+const RUN_OUTCOMES: ReadonlySet<string> = new Set<ProcessOutcome>(['succeeded', 'cancelled', 'already-finished']);
 /** Shutdown steps that only talk to Redis get at most this long each, within SHUTDOWN_TIMEOUT_MS. */
 const WITHDRAW_TIMEOUT_MS = 1_000;
 const QUIT_TIMEOUT_MS = 1_000;
@@ -57,6 +59,8 @@ export class WorkerApp {
   private stopping: Promise<void> | null = null;
   private safety: RedisSafetyWatch | null = null;
   private queueEvents: QueueEvents | null = null;
+  /** The events reader's own connection: BullMQ leaves a connection it was given open when it closes. */
+  private eventsRedis: Redis | null = null;
   private sweeping: NodeJS.Timeout | null = null;
 
   constructor(
@@ -169,9 +173,14 @@ export class WorkerApp {
     });
     const sink = (err: Error, connection: string): void => this.log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
     // Reads the queue's event stream with a blocking XREAD: a connection of its own.
-    const events = new QueueEvents(INFERENCE_QUEUE, { connection: createRedis(this.cfg.REDIS_URL, 'subscriber', 'worker-events', sink), prefix: this.keys.bull() });
+    this.eventsRedis = createRedis(this.cfg.REDIS_URL, 'subscriber', 'worker-events', sink);
+    const events = new QueueEvents(INFERENCE_QUEUE, { connection: this.eventsRedis, prefix: this.keys.bull() });
     events.on('failed', ({ jobId, failedReason }) => void reconciler.failed(jobId, failedReason));
-    events.on('completed', ({ jobId }) => void reconciler.completed(jobId));
+    // A run that returned one of its outcomes found the record ended (or held by a newer run): no write needed, so
+    // every worker does not run a script for every job; anything else (a defect) is still reconciled.
+    events.on('completed', ({ jobId, returnvalue }) => {
+      if (!RUN_OUTCOMES.has(String(returnvalue))) void reconciler.completed(jobId);
+    });
     events.on('error', (e) => this.log.warn({ err: e }, 'queue events error'));
     this.queueEvents = events;
     await events.waitUntilReady();
@@ -237,6 +246,7 @@ export class WorkerApp {
     }
     // Connections first: what the abandoned runs do from here on (a rejection, a late token) must never reach Redis.
     this.sub.disconnect();
+    this.eventsRedis?.disconnect();
     this.cacheRedis.disconnect();
     this.redis.disconnect();
     await settlesWithin(this.engine.dispose({ force: true }), ENGINE_ABORT_MS);
@@ -287,6 +297,7 @@ export class WorkerApp {
 
   private async closeConnections(ms: number): Promise<void> {
     this.sub.disconnect();
+    this.eventsRedis?.disconnect();
     await Promise.all([this.cacheRedis !== this.redis ? closeRedis(this.cacheRedis, ms) : null, closeRedis(this.redis, ms)]);
   }
 }
