@@ -11,6 +11,7 @@ export default defineConfig({
       '@fastvlm/security': here('./libs/security/src/index.ts'),
       '@fastvlm/jobs': here('./libs/jobs/src/index.ts'),
       '@fastvlm/observability': here('./libs/observability/src/index.ts'),
+      '@fastvlm/autoscaling': here('./libs/autoscaling/src/index.ts'),
     },
   },
   test: {

@@ -198,7 +198,7 @@ describe('sync jobs shared by requests on two gateways (a worker is announced bu
   beforeAll(async () => {
     // With a served model, deterministic sync requests get a cache key and identical ones share a job.
     const announce = (): Promise<void> =>
-      registry.announce({ id: 'idle-worker', model: 'tiny-random', revision: 'rev-test', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now() }, Date.now());
+      registry.announce({ id: 'idle-worker', model: 'tiny-random', revision: 'rev-test', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: 'inference' }, Date.now());
     await announce();
     heartbeat = setInterval(() => void announce().catch(() => undefined), 1_000);
     [patient, hasty, image] = await Promise.all([

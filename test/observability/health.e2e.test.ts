@@ -65,7 +65,7 @@ describe('health probes', () => {
   it('gateway: ready with a live worker; during shutdown not ready while still answering', async () => {
     // A registered worker is all the gateway's readiness needs; no model has to run here.
     await new WorkerRegistry(redis, new RedisKeys(prefix)).announce(
-      { id: 'probe-worker', model: 'tiny-random', revision: 'r', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now() },
+      { id: 'probe-worker', model: 'tiny-random', revision: 'r', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: 'inference' },
       Date.now(),
     );
     const gw = await startGateway(prefix, { SHUTDOWN_GRACE_MS: '5000' });

@@ -136,7 +136,7 @@ export class WorkerApp {
     const registry = new WorkerRegistry(this.redis, this.keys);
     const info = this.engine.info;
     await registry.announce(
-      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: info.device, pid: process.pid, startedAt: Date.now() },
+      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: info.device, pid: process.pid, startedAt: Date.now(), queue: INFERENCE_QUEUE },
       Date.now(),
     );
     this.heartbeat = setInterval(() => {

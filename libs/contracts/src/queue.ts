@@ -3,6 +3,9 @@ export const INFERENCE_QUEUE = 'inference';
 /** The only job name on the inference queue; the worker refuses any other. */
 export const INFERENCE_JOB = 'chat';
 
+/** The parts of a queue's autoscaling signals (see `RedisKeys.autoscale`). */
+export type AutoscalePart = 'arrivals' | 'completions' | 'work' | 'loading' | 'startup' | 'samples' | 'minutes' | 'forecast' | 'decision';
+
 /**
  * Redis key builders. Every key the product writes outside BullMQ's own goes
  * through here, so that a prefix isolates deployments (and tests) completely.
@@ -69,6 +72,14 @@ export class RedisKeys {
   /** Counter of the clients (any gateway) waiting on a sync job's answer; the last one to give up cancels a queued job. */
   syncWaiters(id: string): string {
     return `${this.prefix}:sync-waiters:${id}`;
+  }
+  /**
+   * Autoscaling signals of one BullMQ queue (libs/autoscaling/src/signals owns what each part holds):
+   * counters the gateways and workers publish, the workers loading a model, start-up times, and the
+   * per-second and per-minute history the scaler records.
+   */
+  autoscale(queue: string, part: AutoscalePart): string {
+    return `${this.prefix}:autoscale:${queue}:${part}`;
   }
   /** Pub/sub channel on which cancellations are broadcast to workers. */
   cancelChannel(): string {

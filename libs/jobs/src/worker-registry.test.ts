@@ -4,7 +4,7 @@ import { RedisKeys } from '@fastvlm/contracts';
 import { TEST_REDIS_URL, cleanupPrefix, testPrefix } from './test-redis';
 import { WorkerRegistry, type WorkerInfo } from './worker-registry';
 
-const info = (id: string): WorkerInfo => ({ id, model: 'tiny-random', revision: 'r1', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: 1 });
+const info = (id: string): WorkerInfo => ({ id, model: 'tiny-random', revision: 'r1', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: 1, queue: 'inference' });
 
 describe('worker registry', () => {
   let redis: Redis;

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '@fastvlm/contracts';
+import { INFERENCE_QUEUE, type RedisKeys } from '@fastvlm/contracts';
 import { LuaScript } from './lua-script';
 
 /** Most stale workers one prune removes: every heartbeat prunes, so a backlog drains in a few beats. */
@@ -28,6 +28,8 @@ export interface WorkerInfo {
   device: string;
   pid: number;
   startedAt: number;
+  /** BullMQ queue the worker consumes (its model pool's); the scaler counts ready workers per queue. */
+  queue: string;
 }
 
 /**
@@ -117,6 +119,8 @@ export class WorkerRegistry {
         device: r.device ?? '',
         pid: Number(r.pid),
         startedAt: Number(r.startedAt),
+        // Workers announced before the field existed consume the one inference queue.
+        queue: r.queue ?? INFERENCE_QUEUE,
       });
     }
     return out;
