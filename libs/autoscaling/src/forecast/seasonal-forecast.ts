@@ -7,12 +7,17 @@ const DAYS_PER_WEEK = 7;
 export const FORECAST = {
   /** Minutes per bin of the daily profile: 96 bins a day, each fitted from 15 minutes of every day (a per-minute profile is mostly noise). */
   binMinutes: 15,
-  /** Level smoothing per minute: the deseasonalised rate of roughly the last ten minutes. */
+  /** Level smoothing per minute: the deseasonalised rate of roughly the last ten minutes, what forecasts start from. */
   alpha: 0.1,
+  /**
+   * Smoothing per minute of the slow level (about a day's memory), which the seasons are learnt against:
+   * a ten-minute level would follow the daily and weekly swings itself and leave the seasons nothing to learn.
+   */
+  alphaSlow: 1 / 1_440,
   /** Daily-profile smoothing per observation (each bin sees 15 a day): about a week's memory. */
   gammaDaily: 0.01,
-  /** Day-of-week smoothing per observation (1 440 a day): about three weeks' memory. */
-  gammaWeekly: 0.000_05,
+  /** Day-of-week smoothing per observation (1 440 a day): a whole day of surprise moves it about half the way. */
+  gammaWeekly: 0.000_5,
   /** One minute's surprise moves the seasonal factors by at most this ratio either way, so a burst does not become a season. */
   clip: 3,
   /** Mean arrivals per minute below which the profile is not learnt (ratios of tiny counts are noise). */
@@ -37,8 +42,10 @@ export interface ForecastState {
   minutesSeen: number;
   /** Last epoch minute folded; -1 before any. */
   lastMinute: number;
-  /** Deseasonalised arrivals per minute. */
+  /** Deseasonalised arrivals per minute, recent (what forecasts scale the seasons by). */
   level: number;
+  /** Deseasonalised arrivals per minute over about a day (what the seasons are learnt against). */
+  slowLevel: number;
   /** `BINS` factors of the time of day, mean 1 once initialised. */
   daily: number[];
   /** 7 factors of the day of week (epoch days modulo 7), mean 1. */
@@ -53,6 +60,7 @@ export function emptyForecast(): ForecastState {
     minutesSeen: 0,
     lastMinute: -1,
     level: 0,
+    slowLevel: 0,
     daily: new Array<number>(BINS).fill(1),
     weekly: new Array<number>(DAYS_PER_WEEK).fill(1),
     warmup: { sum: new Array<number>(BINS).fill(0), count: new Array<number>(BINS).fill(0) },
@@ -99,12 +107,15 @@ export function foldMinute(state: ForecastState, minute: number, arrivals: numbe
   const d = s.daily[bin] as number;
   const wk = s.weekly[day] as number;
   const seasonal = Math.max(1e-6, d * wk);
-  const previousLevel = s.level;
-  s.level = FORECAST.alpha * (arrivals / seasonal) + (1 - FORECAST.alpha) * previousLevel;
-  if (previousLevel >= FORECAST.minLevel) {
-    const r = clipRatio(arrivals / (previousLevel * seasonal));
+  const slow = s.slowLevel;
+  s.level = FORECAST.alpha * (arrivals / seasonal) + (1 - FORECAST.alpha) * s.level;
+  if (slow >= FORECAST.minLevel) {
+    const r = clipRatio(arrivals / (slow * seasonal));
     s.daily[bin] = d * (1 + FORECAST.gammaDaily * (r - 1));
     s.weekly[day] = wk * (1 + FORECAST.gammaWeekly * (r - 1));
+    s.slowLevel = slow * (1 + FORECAST.alphaSlow * (r - 1));
+  } else {
+    s.slowLevel = FORECAST.alphaSlow * (arrivals / seasonal) + (1 - FORECAST.alphaSlow) * slow;
   }
   // Keep each season's mean at 1, so that the level alone carries the scale.
   if (minute % MINUTES_PER_DAY === 0) normalise(s.daily);
@@ -120,7 +131,8 @@ function initialiseDaily(s: ForecastState): void {
   s.daily = overall > 0 ? means.map((m) => Math.max(0.05, m / overall)) : new Array<number>(BINS).fill(1);
   normalise(s.daily);
   // The level so far tracked raw arrivals: express it without the season it was measured in.
-  s.level = s.level / Math.max(1e-6, dailyAt(s.daily, s.lastMinute));
+  s.level = s.level / Math.max(1e-6, s.daily[binOf(s.lastMinute)] as number);
+  s.slowLevel = overall;
   s.warmup = null;
 }
 
