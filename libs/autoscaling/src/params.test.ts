@@ -27,6 +27,12 @@ describe('scaler metadata', () => {
     });
   });
 
+  it('ignores the keys KEDA itself reads from the trigger and passes along', () => {
+    expect(parse({ scalerAddress: 'fastvlm-scaler.fastvlm.svc.cluster.local:9090', unsafeSsl: 'false', enableTLS: 'false', strategy: 'conservative' }).strategy).toBe(
+      'conservative',
+    );
+  });
+
   it('reads every setting', () => {
     expect(
       parse({

@@ -69,11 +69,19 @@ export interface ScalerSettings {
 }
 
 /**
+ * KEDA's own keys of an `external`/`external-push` trigger: KEDA passes the trigger's whole metadata
+ * to the scaler, these included, so they are not typos.
+ */
+const KEDA_TRIGGER_KEYS: ReadonlySet<string> = new Set(['scalerAddress', 'enableTLS', 'unsafeSsl', 'tlsCertFile', 'caCert', 'tlsClientCert', 'tlsClientKey']);
+
+/**
  * Validates a trigger's `scalerMetadata`. Unknown keys are refused (a typo would otherwise silently
- * fall back to a default). `defaultQueue` is the inference queue of the scaler's configured prefix.
+ * fall back to a default); KEDA's own trigger keys are ignored. `defaultQueue` is the inference queue
+ * of the scaler's configured prefix.
  */
 export function parseScalerMetadata(metadata: Readonly<Record<string, string>>, defaultQueue: string): ScalerSettings {
-  const parsed = MetadataSchema.safeParse(metadata);
+  const ours = Object.fromEntries(Object.entries(metadata).filter(([k]) => !KEDA_TRIGGER_KEYS.has(k)));
+  const parsed = MetadataSchema.safeParse(ours);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === 'unrecognized_keys') {
