@@ -1,9 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DECISION_TTL_S, type DecisionRecord } from '@fastvlm/autoscaling';
+import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson } from '../support/requests';
-import { API_KEYS, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
+import { API_KEYS, REDIS_URL, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
 /** Debian's chromium package (installed by .ci/run), driven over CDP by playwright-core. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -31,6 +34,29 @@ const WATCH_ANSWER = `(() => {
     }
   }).observe(out, { childList: true });
 })()`;
+
+/** A scaler tick as apps/scaler records it (libs/autoscaling/src/signals/layout.ts). */
+const DECISION: DecisionRecord = {
+  at: Date.now(),
+  queue: INFERENCE_QUEUE,
+  scaledObject: 'fastvlm/worker',
+  strategy: 'predictive',
+  desired: { conservative: 2, aggressive: 5, adaptive: 3, predictive: 4 },
+  mode: 'panic',
+  forecastRps: null,
+  active: true,
+  signals: {
+    queued: 12,
+    active: 8,
+    ready: 2,
+    loading: 1,
+    arrivalsPerSecond: 3.5,
+    replicaCapacity: 1.25,
+    replicaCapacityMeasured: true,
+    startupSeconds: 42,
+    startupMeasured: false,
+  },
+};
 
 describe('web console at /console in headless Chromium', () => {
   const prefix = uniquePrefix();
@@ -182,6 +208,59 @@ describe('web console at /console in headless Chromium', () => {
       await page.close();
     } finally {
       await context.close();
+    }
+  });
+
+  it("cluster view: the Autoscaler panel shows the scaler's decision, follows the next one, and says when no scaler reports", async () => {
+    const redis = new Redis(REDIS_URL);
+    const decisionKey = new RedisKeys(prefix).autoscale(INFERENCE_QUEUE, 'decision');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const texts = (page: Page, selector: string): Promise<string[]> => page.locator(selector).allTextContents();
+    try {
+      await redis.set(decisionKey, JSON.stringify(DECISION), 'EX', DECISION_TTL_S);
+      const page = await open(context, 'cluster');
+      await page.locator('#autoscaler-desired tr.chosen[data-strategy="predictive"]').waitFor({ timeout: 10_000 });
+      expect(await texts(page, '#autoscaler-desired tbody tr')).toEqual(['conservative2', 'aggressive5', 'adaptive3', 'predictive chosen4']);
+      expect(await page.locator('#autoscaler-desired tr.chosen').count()).toBe(1);
+      expect(await texts(page, '#autoscaler-decision dd')).toEqual(['predictive', '4', 'panic', 'learning']);
+      expect(await texts(page, '#autoscaler-decision dt')).toEqual(['strategy', 'desired replicas', 'mode', 'forecast']);
+      expect(await texts(page, '#autoscaler-signals dt')).toEqual(['queued', 'active', 'ready', 'loading', 'arrivals/s', 'capacity / replica', 'start-up']);
+      expect(await texts(page, '#autoscaler-signals dd')).toEqual(['12', '8', '2', '1', '3.5', '1.25 jobs/s (measured)', '42 s (prior)']);
+      expect(await page.locator('#autoscaler-status').textContent()).toMatch(/^Decision for fastvlm\/worker on queue inference at .+ · queue active$/);
+      await page.locator('#h-autoscaler').scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(ARTIFACTS, 'console-autoscaler.png'), fullPage: true });
+      await page.locator('section[aria-labelledby="h-autoscaler"]').screenshot({ path: join(ARTIFACTS, 'console-autoscaler-panel.png') });
+
+      // The scaler's next tick: another strategy chosen, calm again, a forecast learned, capacity not measured yet.
+      const next: DecisionRecord = {
+        ...DECISION,
+        at: Date.now(),
+        strategy: 'adaptive',
+        desired: { conservative: 1, aggressive: 3, adaptive: 2, predictive: 2 },
+        mode: 'stable',
+        forecastRps: 2.75,
+        active: false,
+        signals: { ...DECISION.signals, queued: 0, active: 0, arrivalsPerSecond: 0.25, replicaCapacity: 1, replicaCapacityMeasured: false, startupSeconds: 37.5, startupMeasured: true },
+      };
+      await redis.set(decisionKey, JSON.stringify(next), 'EX', DECISION_TTL_S);
+      await page.locator('#autoscaler-desired tr.chosen[data-strategy="adaptive"]').waitFor({ timeout: 10_000 });
+      expect(await texts(page, '#autoscaler-desired tbody tr')).toEqual(['conservative1', 'aggressive3', 'adaptive chosen2', 'predictive2']);
+      expect(await texts(page, '#autoscaler-decision dd')).toEqual(['adaptive', '2', 'stable', '2.75/s']);
+      expect(await texts(page, '#autoscaler-signals dd')).toEqual(['0', '0', '2', '1', '0.25', '1 jobs/s (prior)', '37.5 s (measured)']);
+      expect(await page.locator('#autoscaler-status').textContent()).toMatch(/ · queue idle$/);
+
+      // The scaler stopped: its record expires, and the panel says so instead of showing a stale decision.
+      await redis.del(decisionKey);
+      await expectText(page, '#autoscaler-status', /^No scaler is reporting: no decision in the last 30 s\. Start one with npm start, which runs the scaler/);
+      expect(await page.locator('#autoscaler-body').isHidden()).toBe(true);
+      expect(await page.locator('#autoscaler-status code').textContent()).toBe('npm start');
+      await page.screenshot({ path: join(ARTIFACTS, 'console-autoscaler-none.png'), fullPage: true });
+      expect(pageErrors.get(page)).toEqual([]);
+      await page.close();
+    } finally {
+      await context.close();
+      await redis.del(decisionKey);
+      redis.disconnect();
     }
   });
 

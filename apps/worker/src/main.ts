@@ -1,14 +1,15 @@
 import { WorkerMetrics, createLogger, startTracing } from '@fastvlm/observability';
 import { loadPipeline, type FastVlmPipeline } from '@fastvlm/pipeline';
 import { restrictImageLoaders } from '@fastvlm/security';
-import { AppError, RedisKeys } from '@fastvlm/contracts';
+import { AppError, INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 import { RedisFeatureStore, createRedis } from '@fastvlm/jobs';
 import { loadWorkerConfig } from './config';
 import { startWorkerHttp } from './http/worker-http';
+import { AutoscaleSignals } from './telemetry/autoscale-signals';
 import { WorkerTelemetry } from './telemetry/job-telemetry';
 import { reportLoadFailure } from './telemetry/load-failure';
 import { WorkerStatus } from './telemetry/worker-status';
-import { WorkerApp } from './worker-app';
+import { WorkerApp, concurrencyOf, newWorkerId } from './worker-app';
 
 /** What the steps after the drain (HTTP server, trace flush, a forced engine dispose) get beyond SHUTDOWN_TIMEOUT_MS. */
 const SHUTDOWN_BACKSTOP_GRACE_MS = 5_000;
@@ -18,6 +19,11 @@ async function main(): Promise<void> {
   // Same loaders as the gateway's checks allow: JPEG, PNG, WebP, GIF (first frame); libvips' others are blocked.
   restrictImageLoaders();
   const log = createLogger({ name: 'worker', level: cfg.LOG_LEVEL });
+  // The autoscaler counts this worker as capacity on its way from now until it is ready (or gives up);
+  // the id is the one it will announce in the registry.
+  const workerId = newWorkerId();
+  const autoscale = new AutoscaleSignals(cfg, workerId, INFERENCE_QUEUE, concurrencyOf(cfg), log);
+  autoscale.loading();
   const tracing = await startTracing({ serviceName: 'fastvlm-worker', env: cfg });
   const telemetry = new WorkerTelemetry(new WorkerMetrics((err) => log.warn({ err }, 'metric observation failed')), new WorkerStatus());
   // A rejection nothing handled is a defect, but it must not end every job of the batch with the process: log it, count it, go on.
@@ -63,6 +69,7 @@ async function main(): Promise<void> {
     });
     await engine.warmup();
   } catch (e) {
+    await autoscale.failed();
     await reportLoadFailure(cfg.REDIS_URL, cfg.FASTVLM_REDIS_PREFIX, cfg.FASTVLM_MODEL);
     if (cfg.FASTVLM_MODEL !== 'tiny-random' && e instanceof AppError && (e.code === 'model_not_found' || e.code === 'service_unavailable')) {
       throw new AppError(
@@ -77,7 +84,7 @@ async function main(): Promise<void> {
     return { hits: v.hitsL1 + v.hitsL2, misses: v.misses };
   };
   telemetry.metrics.observeVisionCache(vision);
-  const app = new WorkerApp(cfg, engine, log, telemetry);
+  const app = new WorkerApp(cfg, engine, log, telemetry, { id: workerId, activity: autoscale.meter });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -93,6 +100,7 @@ async function main(): Promise<void> {
     }, cfg.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_BACKSTOP_GRACE_MS).unref();
     app
       .stop()
+      .then(() => autoscale.close())
       .then(() => http.close())
       .then(() => featureRedis.disconnect())
       .then(() => tracing.shutdown())
@@ -106,7 +114,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  await app.start();
+  try {
+    await app.start();
+  } catch (e) {
+    await autoscale.failed();
+    throw e;
+  }
+  // Seconds from process start (not from this module's start) to taking jobs; not awaited: best effort.
+  void autoscale.ready(Math.round(process.uptime() * 1000) / 1000);
 }
 
 main().catch((e: unknown) => {

@@ -38,6 +38,28 @@ const DRAIN_POLL_MS = 250;
 /** A forced engine dispose waits for the decode step in progress; past this the process exits anyway. */
 const ENGINE_ABORT_MS = 2_000;
 
+/** A worker's id in the registry and in the autoscaling signals: host, pid, and a random tail (pids repeat across containers). */
+export function newWorkerId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Jobs one worker runs at once: WORKER_CONCURRENCY, or as many as the engine batches. */
+export function concurrencyOf(cfg: WorkerConfig): number {
+  return cfg.WORKER_CONCURRENCY ?? cfg.FASTVLM_MAX_BATCH;
+}
+
+/** Told when a job takes a slot and when it leaves it (the autoscaling work meter). */
+export interface JobActivity {
+  started(): void;
+  ended(): void;
+}
+
+export interface WorkerAppOptions {
+  /** Registry id; made before the model loads, so the loading signal names the same worker. Default: a new one. */
+  id?: string;
+  activity?: JobActivity;
+}
+
 /** Engine as the worker owns it: warmed before the first job, disposed at shutdown. */
 export interface OwnedEngine extends InferenceEngine {
   /** With `force`, running requests end at their next step (rejected) instead of finishing. */
@@ -49,7 +71,8 @@ export interface OwnedEngine extends InferenceEngine {
  * model, and drains cleanly on SIGTERM.
  */
 export class WorkerApp {
-  readonly id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  readonly id: string;
+  private readonly activity: JobActivity | null;
   private readonly redis: Redis;
   private readonly cacheRedis: Redis;
   private readonly sub: Redis;
@@ -68,7 +91,10 @@ export class WorkerApp {
     private readonly engine: OwnedEngine,
     private readonly log: Logger,
     private readonly telemetry = new WorkerTelemetry(new WorkerMetrics(), new WorkerStatus()),
+    opts: WorkerAppOptions = {},
   ) {
+    this.id = opts.id ?? newWorkerId();
+    this.activity = opts.activity ?? null;
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
     const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
     this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`, sink);
@@ -120,12 +146,20 @@ export class WorkerApp {
     };
 
     // Everything logged about a job carries the trace and request ids it was submitted with.
-    const processor = (job: Job): Promise<ProcessOutcome> => this.telemetry.inJob(job.data, () => handle(job));
+    // The activity hooks are in-memory counters: nothing here touches Redis per job.
+    const processor = async (job: Job): Promise<ProcessOutcome> => {
+      this.activity?.started();
+      try {
+        return await this.telemetry.inJob(job.data, () => handle(job));
+      } finally {
+        this.activity?.ended();
+      }
+    };
 
     this.worker = new Worker(INFERENCE_QUEUE, processor, {
       connection: this.redis,
       prefix: this.keys.bull(),
-      concurrency: this.cfg.WORKER_CONCURRENCY ?? this.cfg.FASTVLM_MAX_BATCH,
+      concurrency: concurrencyOf(this.cfg),
       lockDuration: this.cfg.WORKER_LOCK_DURATION_MS,
       stalledInterval: this.cfg.WORKER_STALLED_INTERVAL_MS,
       autorun: false,
@@ -147,7 +181,7 @@ export class WorkerApp {
     this.worker.run().catch((e: unknown) => this.log.error({ err: e }, 'worker stopped with an error'));
     await this.worker.waitUntilReady();
     this.telemetry.ready(info.id, info.dtype, () => this.redis.ping());
-    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: this.cfg.WORKER_CONCURRENCY ?? this.cfg.FASTVLM_MAX_BATCH }, 'worker ready');
+    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: concurrencyOf(this.cfg) }, 'worker ready');
   }
 
   /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then releases everything. */

@@ -4,3 +4,7 @@ export * from './activity';
 export * from './strategies/index';
 export * from './forecast/seasonal-forecast';
 export * from './signals/layout';
+export * from './signals/arrival-counter';
+export * from './signals/work-meter';
+export * from './signals/worker-signals';
+export * from './signals/decision-reader';

@@ -21,6 +21,38 @@ export interface ConsoleOverview {
   };
   /** The caller's tenant's most recent jobs, newest first. */
   jobs: ConsoleJob[];
+  /** The autoscaler's latest decision for the inference queue; null when no scaler wrote one in the last 30 s. */
+  autoscaler: ConsoleAutoscaler | null;
+}
+
+/** One tick of the KEDA external scaler, as it recorded it. */
+export interface ConsoleAutoscaler {
+  /** ms since the epoch. */
+  at: number;
+  queue: string;
+  /** `namespace/name` of the ScaledObject, or `default` (the scaler's own configured watch). */
+  scaled_object: string;
+  /** The strategy the ScaledObject chose: its desired count is what KEDA gets. */
+  strategy: string;
+  /** Replicas every strategy would ask for on the same signals, in the scaler's order. */
+  desired: { strategy: string; replicas: number }[];
+  mode: 'stable' | 'panic';
+  /** Forecast arrivals per second over the start-up horizon; null while the predictive model is still learning. */
+  forecast_rps: number | null;
+  /** Whether the queue counts as active (KEDA keeps at least one replica). */
+  active: boolean;
+  signals: {
+    queued: number;
+    active: number;
+    ready: number;
+    loading: number;
+    arrivals_per_second: number;
+    /** Jobs per second one replica completes; measured from the workers' `work` totals, or the prior. */
+    replica_capacity: number;
+    replica_capacity_measured: boolean;
+    startup_seconds: number;
+    startup_measured: boolean;
+  };
 }
 
 export interface ConsoleWorker {

@@ -22,6 +22,7 @@ import {
   type TransitionOutcome,
   type WorkerRegistry,
 } from '@fastvlm/jobs';
+import type { ArrivalCounter } from '@fastvlm/autoscaling';
 import { inSpan, type GatewayMetrics } from '@fastvlm/observability';
 import type { JobReservation, Principal } from '@fastvlm/security';
 import type { ImageSource } from '../chat/openai-request';
@@ -85,6 +86,7 @@ export class InferenceService {
     @Inject(RequestGate) private readonly gate: RequestGate,
     @Inject(T.REDIS) redis: Redis,
     @Inject(T.KEYS) keys: RedisKeys,
+    @Inject(T.ARRIVALS) private readonly arrivals: ArrivalCounter,
   ) {
     this.waiters = new SyncWaiters(redis, keys, cfg.SYNC_TIMEOUT_MS + WAITER_TTL_MARGIN_MS);
   }
@@ -250,8 +252,14 @@ export class InferenceService {
     }
   }
 
-  private enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
-    return this.adds.submit({ name: INFERENCE_JOB, data, opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) } });
+  /**
+   * Adds a job; counts it as an arrival for the autoscaler only when the queue took it as a new job
+   * (its own id came back): a request de-duplicated onto a job in flight gets that job's id and adds no work.
+   */
+  private async enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
+    const carrier = await this.adds.submit({ name: INFERENCE_JOB, data, opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) } });
+    if (carrier === data.id) this.arrivals.add();
+    return carrier;
   }
 
   /** The model revision workers serve (for cache keys), looked up at most every two seconds. */

@@ -2,6 +2,7 @@ import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/comm
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { ArrivalCounter } from '@fastvlm/autoscaling';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
 import type { GatewayMetrics } from '@fastvlm/observability';
 import { CONFIG, type GatewayConfig } from '../config';
@@ -58,6 +59,18 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
     },
     { provide: T.REGISTRY, inject: [T.REDIS, T.KEYS], useFactory: (r: Redis, k: RedisKeys) => new WorkerRegistry(r, k) },
     {
+      // In memory per request; one INCRBY a second over the fail-fast connection, only when jobs arrived.
+      provide: T.ARRIVALS,
+      inject: [T.REDIS, T.KEYS, LOGGER],
+      useFactory: (r: Redis, k: RedisKeys, l: Logger) => {
+        const counter = new ArrivalCounter(r, k, INFERENCE_QUEUE, {
+          onLost: (count, err) => l.warn({ err, count }, 'arrival count lost: its write failed after it was sent (counted at most once)'),
+        });
+        counter.start();
+        return counter;
+      },
+    },
+    {
       provide: T.QUEUE,
       inject: [T.REDIS, T.KEYS, CONFIG, LOGGER],
       useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => {
@@ -81,7 +94,7 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
   ],
   exports: [
     T.REDIS, T.CACHE_REDIS, T.SUB_REDIS, T.KEYS, T.JOB_STORE, T.IMAGE_STORE, T.ANSWER_CACHE,
-    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE,
+    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE, T.ARRIVALS,
   ],
 })
 export class InfraModule implements OnApplicationShutdown {
@@ -90,9 +103,12 @@ export class InfraModule implements OnApplicationShutdown {
     @Inject(T.CACHE_REDIS) private readonly cacheRedis: Redis,
     @Inject(T.SUB_REDIS) private readonly sub: Redis,
     @Inject(T.QUEUE) private readonly queue: Queue,
+    @Inject(T.ARRIVALS) private readonly arrivals: ArrivalCounter,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    // Before the connection closes: the arrivals of the last second would be lost otherwise (bounded wait).
+    await this.arrivals.close();
     await this.queue.close().catch(() => undefined);
     this.sub.disconnect();
     if (this.cacheRedis !== this.redis) this.cacheRedis.disconnect();

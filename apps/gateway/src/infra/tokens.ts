@@ -10,3 +10,5 @@ export const EVENT_HUB = Symbol('EventHub');
 export const IDEMPOTENCY = Symbol('IdempotencyKeys');
 export const REGISTRY = Symbol('WorkerRegistry');
 export const QUEUE = Symbol('InferenceQueue');
+/** Counts jobs added to the inference queue for the autoscaler (`arrivals`), flushed once a second. */
+export const ARRIVALS = Symbol('ArrivalCounter');

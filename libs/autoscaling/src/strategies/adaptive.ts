@@ -19,8 +19,8 @@ export const ADAPTIVE = {
  * is the largest stable or panic need seen since the panic began, so it never
  * goes down; otherwise it is the stable need.
  *
- * The mode is derived from the history every time (a walk over it), not kept
- * in memory, so every scaler replica and the simulator decide alike.
+ * The mode is derived from the history every time, not kept in memory, so every
+ * scaler replica and the simulator decide alike.
  */
 export function adaptive(input: StrategyInput): Decision {
   const { params: p, history } = input;
@@ -29,25 +29,27 @@ export function adaptive(input: StrategyInput): Decision {
   const stableNeed = (i: number): number => replicasFor(w.arrivalRate(i, ADAPTIVE.stableWindowSeconds), w.meanQueued(i, ADAPTIVE.stableWindowSeconds), p);
   const panicNeed = (i: number): number => replicasFor(w.arrivalRate(i, ADAPTIVE.panicWindowSeconds), w.meanQueued(i, ADAPTIVE.panicWindowSeconds), p);
   const provisioned = (need: number): number => wholeReplicas(withHeadroom(need, ADAPTIVE.headroomBeta));
-
-  let panicUntil = Number.NEGATIVE_INFINITY;
-  let panicMax = 0;
-  const lastT = w.sample(w.length - 1).t;
-  // Only the seconds that can still hold a panic matter: a panic ends one stable window after its last trigger,
-  // and a panic's maximum is over its own seconds, so walking further back than the history changes nothing.
-  for (let i = 0; i < w.length; i++) {
+  const triggers = (i: number): boolean => {
     const s = w.sample(i);
-    const panic = panicNeed(i);
     const there = s.ready + s.loading;
-    const over = there === 0 ? panic > 0 : panic / there >= ADAPTIVE.panicThreshold;
-    if (over) {
-      if (s.t > panicUntil) panicMax = 0;
-      panicUntil = s.t + ADAPTIVE.stableWindowSeconds;
-    }
-    if (s.t <= panicUntil) panicMax = Math.max(panicMax, provisioned(stableNeed(i)), provisioned(panic));
+    const panic = panicNeed(i);
+    return there === 0 ? panic > 0 : panic / there >= ADAPTIVE.panicThreshold;
+  };
+
+  const last = w.length - 1;
+  const now = w.timeOf(last);
+  const need = stableNeed(last);
+  // Walk back to the start of the panic that holds now, if any: a chain of triggers with no gap longer than
+  // the stable window, the latest of them within the stable window of now. Usually this reads one window.
+  let chainStart = -1;
+  let horizon = now - ADAPTIVE.stableWindowSeconds;
+  for (let i = last; i >= 0 && w.timeOf(i) >= horizon; i--) {
+    if (!triggers(i)) continue;
+    chainStart = i;
+    horizon = w.timeOf(i) - ADAPTIVE.stableWindowSeconds;
   }
-  const i = w.length - 1;
-  const need = stableNeed(i);
-  if (lastT <= panicUntil) return { desired: clampReplicas(panicMax, p), need, mode: 'panic', forecastRps: null };
-  return { desired: clampReplicas(provisioned(need), p), need, mode: 'stable', forecastRps: null };
+  if (chainStart < 0) return { desired: clampReplicas(provisioned(need), p), need, mode: 'stable', forecastRps: null };
+  let panicMax = 0;
+  for (let i = chainStart; i <= last; i++) panicMax = Math.max(panicMax, provisioned(stableNeed(i)), provisioned(panicNeed(i)));
+  return { desired: clampReplicas(panicMax, p), need, mode: 'panic', forecastRps: null };
 }

@@ -25,10 +25,14 @@ export function conservative(input: StrategyInput): Decision {
   const last = w.length - 1;
   const now = w.sample(last).t;
   const needAt = (i: number): number => replicasFor(w.arrivalRate(i, CONSERVATIVE.rateWindowSeconds), w.sample(i).queued, p);
-  let desired = 0;
+  // Within one minute of age every need steps down alike, so only each minute's largest need counts.
+  const minutes = Math.floor(CONSERVATIVE.lookBackSeconds / CONSERVATIVE.stepDownSeconds) + 1;
+  const largest = new Array<number>(minutes).fill(0);
   for (let i = Math.max(0, w.indexAt(now - CONSERVATIVE.lookBackSeconds)); i <= last; i++) {
-    const steps = Math.floor((now - w.sample(i).t) / CONSERVATIVE.stepDownSeconds);
-    desired = Math.max(desired, wholeReplicas(withHeadroom(needAt(i), CONSERVATIVE.headroomBeta)) - steps);
+    const steps = Math.floor((now - w.timeOf(i)) / CONSERVATIVE.stepDownSeconds);
+    largest[steps] = Math.max(largest[steps] as number, needAt(i));
   }
+  let desired = 0;
+  largest.forEach((need, steps) => (desired = Math.max(desired, wholeReplicas(withHeadroom(need, CONSERVATIVE.headroomBeta)) - steps)));
   return { desired: clampReplicas(desired, p), need: needAt(last), mode: 'stable', forecastRps: null };
 }

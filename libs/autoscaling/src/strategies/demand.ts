@@ -2,21 +2,17 @@ import type { Sample, ScalingParams } from '../types';
 
 /**
  * Window queries over a history of samples, measured by time (`t`), not by
- * count, so that missing seconds do not bend the rates. Built once per
- * decision in O(n); each query costs O(log n).
+ * count, so that missing seconds do not bend the rates. Strategies read the
+ * recent end of the history far more than the rest, so the sums they need are
+ * built from the newest sample backwards, only as far as a query reaches.
  */
 export class HistoryWindows {
-  /** Prefix sums of `queued` × seconds it held, so that averages weigh each sample by the time it covers. */
-  private readonly queuedArea: Float64Array;
+  /** Queued jobs × seconds held, summed from the newest sample back: `tail[r]` covers samples newer than `last - r`. */
+  private readonly tail: number[] = [0];
+  private readonly last: number;
 
   constructor(readonly samples: readonly Sample[]) {
-    const n = samples.length;
-    this.queuedArea = new Float64Array(n);
-    for (let i = 1; i < n; i++) {
-      const a = samples[i - 1] as Sample;
-      const b = samples[i] as Sample;
-      this.queuedArea[i] = (this.queuedArea[i - 1] as number) + b.queued * (b.t - a.t);
-    }
+    this.last = samples.length - 1;
   }
 
   get length(): number {
@@ -29,10 +25,15 @@ export class HistoryWindows {
     return s;
   }
 
+  /** Epoch second of sample `i`. */
+  timeOf(i: number): number {
+    return this.sample(i).t;
+  }
+
   /** Index of the latest sample at or before `t`, or -1. */
   indexAt(t: number): number {
     let lo = 0;
-    let hi = this.samples.length - 1;
+    let hi = this.last;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
@@ -45,25 +46,41 @@ export class HistoryWindows {
   }
 
   /** Index of the sample that starts a window of `seconds` ending at sample `i` (the earliest one when history is shorter). */
-  private startOf(i: number, seconds: number): number {
-    const j = this.indexAt(this.sample(i).t - seconds);
+  startOf(i: number, seconds: number): number {
+    const target = this.timeOf(i) - seconds;
+    // Samples are one a second unless the scaler missed some: try the index that holds when none is missing.
+    const guess = i - seconds;
+    if (guess >= 0 && (this.samples[guess] as Sample).t === target) return guess;
+    const j = this.indexAt(target);
     return j < 0 ? 0 : j;
   }
 
   /** Arrivals per second over the `seconds` before sample `i` (0 when the history has no span yet). */
   arrivalRate(i: number, seconds: number): number {
-    const j = this.startOf(i, seconds);
-    const span = this.sample(i).t - this.sample(j).t;
+    const a = this.sample(i);
+    const b = this.sample(this.startOf(i, seconds));
+    const span = a.t - b.t;
     if (span <= 0) return 0;
-    return Math.max(0, this.sample(i).arrivals - this.sample(j).arrivals) / span;
+    return Math.max(0, a.arrivals - b.arrivals) / span;
   }
 
   /** Time-weighted mean of the queued jobs over the `seconds` before sample `i` (the sample itself when there is no span). */
   meanQueued(i: number, seconds: number): number {
     const j = this.startOf(i, seconds);
-    const span = this.sample(i).t - this.sample(j).t;
+    const span = this.timeOf(i) - this.timeOf(j);
     if (span <= 0) return this.sample(i).queued;
-    return ((this.queuedArea[i] as number) - (this.queuedArea[j] as number)) / span;
+    return (this.tailArea(j) - this.tailArea(i)) / span;
+  }
+
+  /** Queued × seconds of every sample after `i` (each weighted by the time since the one before it). */
+  private tailArea(i: number): number {
+    const r = this.last - i;
+    for (let k = this.tail.length; k <= r; k++) {
+      const newer = this.samples[this.last - k + 1] as Sample;
+      const older = this.samples[this.last - k] as Sample;
+      this.tail.push((this.tail[k - 1] as number) + newer.queued * (newer.t - older.t));
+    }
+    return this.tail[r] as number;
   }
 }
 

@@ -1,5 +1,6 @@
 import type { ConsoleJob, ConsoleOverview } from '../overview-types';
 import { ApiError, apiKey, getJson } from './api';
+import { renderAutoscaler } from './autoscaler';
 import { drawChart } from './chart';
 import { byId, setText } from './dom';
 import { clock, delta, duration, quantile, rate } from './format';
@@ -28,7 +29,7 @@ interface Point {
 
 /**
  * The cluster view: polls the gateway's console overview while it is shown,
- * and draws queue, workers, throughput, latency and the tenant's jobs.
+ * and draws queue, autoscaler, workers, throughput, latency and the tenant's jobs.
  */
 export class ClusterView {
   private timer: number | null = null;
@@ -76,6 +77,7 @@ export class ClusterView {
     setText('model-name', o.model);
     setText('cluster-status', `Updated ${clock(o.time)} · ${o.workers.length} worker${o.workers.length === 1 ? '' : 's'} ready`);
     this.renderQueue(o);
+    renderAutoscaler(o.autoscaler);
     this.renderWorkers(o);
     this.renderJobs(o.jobs);
     this.record(o);
