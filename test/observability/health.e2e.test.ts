@@ -62,6 +62,27 @@ describe('health probes', () => {
     }
   });
 
+  it('gateway: not ready with no worker alive, unless workers scale to zero (READINESS_REQUIRES_WORKER=false)', async () => {
+    const empty = uniquePrefix();
+    const strict = await startGateway(empty);
+    const scaledToZero = await startGateway(empty, { READINESS_REQUIRES_WORKER: 'false' });
+    try {
+      const refused = await health(`${strict.url}/health/ready`);
+      expect(refused.status).toBe(503);
+      expect(refused.body.error?.workers?.message).toBe('no worker with tiny-random loaded');
+      const ready = await health(`${scaledToZero.url}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(ready.body.info?.workers).toMatchObject({ status: 'up', count: 0 });
+      // A job is accepted and waits for the worker that the autoscaler starts.
+      const res = await postJson(`${scaledToZero.url}/v1/jobs`, chatBody(await png(20, 20, 3), 'wake a worker', { max_tokens: 2 }));
+      expect(res.status).toBe(202);
+    } finally {
+      await strict.close();
+      await scaledToZero.close();
+      await cleanupPrefix(empty);
+    }
+  });
+
   it('gateway: ready with a live worker; during shutdown not ready while still answering', async () => {
     // A registered worker is all the gateway's readiness needs; no model has to run here.
     await new WorkerRegistry(redis, new RedisKeys(prefix)).announce(

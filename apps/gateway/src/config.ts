@@ -5,7 +5,7 @@ import { SecurityEnvSchema } from './security/security-config';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
-const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
+export const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend(SecurityEnvSchema.shape)
@@ -66,6 +66,12 @@ const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
     IDEMPOTENCY_PENDING_TTL_S: int(1).default(30),
     /** Milliseconds between re-checks that the queue Redis still uses maxmemory-policy noeviction (readiness is false while it does not). Default 30 s. */
     REDIS_SAFETY_CHECK_INTERVAL_MS: int(100).default(30_000),
+    /**
+     * Whether `/health/ready` needs a live worker with the served model. Set false where the autoscaler
+     * scales workers to zero (KEDA `minReplicaCount: 0`): the queue holds jobs while no worker runs, and
+     * a gateway that went unready at zero workers would refuse the very requests that wake one. Default true.
+     */
+    READINESS_REQUIRES_WORKER: envBoolean.default(true),
   });
 
 export type GatewayConfig = z.infer<typeof GatewayEnvSchema>;

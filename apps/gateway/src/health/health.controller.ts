@@ -13,8 +13,9 @@ import { METRICS } from '../metrics/tokens';
 /**
  * `/health/live`: the process answers (never touches Redis or the model).
  * `/health/ready`: Redis answers (and was safe, noeviction, at its last
- * periodic check) and at least one worker with the served model is alive;
- * false while draining for shutdown.
+ * periodic check) and at least one worker with the served model is alive
+ * (unless READINESS_REQUIRES_WORKER is off: scaled to zero, jobs wait in the
+ * queue for the worker the autoscaler starts); false while draining for shutdown.
  */
 @Controller('health')
 export class HealthController implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -81,9 +82,11 @@ export class HealthController implements OnApplicationBootstrap, BeforeApplicati
           const s = this.indicators.check('workers');
           try {
             const alive = (await this.registry.alive(Date.now())).filter((w) => w.model === this.cfg.FASTVLM_MODEL);
-            return alive.length > 0
-              ? s.up({ count: alive.length, model: this.cfg.FASTVLM_MODEL })
-              : s.down({ message: `no worker with ${this.cfg.FASTVLM_MODEL} loaded`, count: 0 });
+            if (alive.length > 0) return s.up({ count: alive.length, model: this.cfg.FASTVLM_MODEL });
+            if (!this.cfg.READINESS_REQUIRES_WORKER) {
+              return s.up({ count: 0, model: this.cfg.FASTVLM_MODEL, message: 'no worker running: jobs queue until the autoscaler starts one' });
+            }
+            return s.down({ message: `no worker with ${this.cfg.FASTVLM_MODEL} loaded`, count: 0 });
           } catch (e) {
             return s.down({ message: e instanceof Error ? e.message : 'unknown' });
           }
