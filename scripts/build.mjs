@@ -6,7 +6,7 @@ import { build } from 'esbuild';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { argv } from 'node:process';
 
-const APPS = ['gateway', 'worker'];
+const APPS = ['gateway', 'worker', 'scaler'];
 const wanted = argv.slice(2).length > 0 ? argv.slice(2) : APPS;
 for (const app of wanted) {
   if (!APPS.includes(app)) {
@@ -54,4 +54,9 @@ if (wanted.includes('gateway')) {
     copyFile(`${web}/app.css`, `${out}/app.css`),
   ]);
 }
-console.log(`built ${wanted.map((a) => `dist/apps/${a}/main.js`).join(', ')}${wanted.includes('gateway') ? ', dist/apps/gateway/console/' : ''}`);
+// The scaler loads KEDA's contract at run time (@grpc/proto-loader reads .proto files): it looks next to its bundle.
+if (wanted.includes('scaler')) {
+  await copyFile('apps/scaler/proto/externalscaler.proto', 'dist/apps/scaler/externalscaler.proto');
+}
+const extras = [wanted.includes('gateway') ? 'dist/apps/gateway/console/' : '', wanted.includes('scaler') ? 'dist/apps/scaler/externalscaler.proto' : ''].filter(Boolean);
+console.log(`built ${[...wanted.map((a) => `dist/apps/${a}/main.js`), ...extras].join(', ')}`);

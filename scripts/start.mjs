@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm start`: builds the apps and runs one gateway and one worker in the
-// foreground, with a Redis of its own when none answers. Ctrl-C stops all.
+// `npm start`: builds the apps and runs one gateway, one worker and the
+// autoscaler (KEDA external scaler) in the foreground, with a Redis of its own
+// when none answers. Ctrl-C stops all.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -12,6 +13,7 @@ const env = { ...process.env };
 env.PORT ??= '8080';
 env.REDIS_URL ??= 'redis://127.0.0.1:6379';
 env.FASTVLM_MODEL ??= 'onnx-community/FastVLM-0.5B-ONNX';
+env.SCALER_HTTP_PORT ??= '9466';
 const say = (msg) => process.stdout.write(`[start] ${msg}\n`);
 
 const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
@@ -41,6 +43,14 @@ function freePort() {
       srv.close(() => res(port));
     });
     srv.on('error', rej);
+  });
+}
+
+function portFree(port) {
+  return new Promise((res) => {
+    const srv = net.createServer();
+    srv.once('error', () => res(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
   });
 }
 
@@ -83,6 +93,11 @@ if (!(await redisAnswers(env.REDIS_URL))) {
   say(`started redis-server on ${env.REDIS_URL} (data in ${dir}, AOF on, noeviction)`);
 }
 
+// 9090 is also Prometheus's default port: when it is taken and no port was asked for, the scaler takes a free one.
+if (!env.SCALER_GRPC_PORT) {
+  env.SCALER_GRPC_PORT = (await portFree(9090)) ? '9090' : String(await freePort());
+}
+
 if (!env.FASTVLM_API_KEYS) {
   const key = `fvlm-dev-${randomBytes(16).toString('hex')}`;
   // The laptop's own key may also manage keys and tenants (/v1/admin/*).
@@ -103,9 +118,12 @@ function run(name, extraEnv = {}) {
 
 run('worker');
 run('gateway');
+// Shares the stack's Redis and prefix: it reads the queue the gateway fills and the workers drain.
+run('scaler');
 const key = env.FASTVLM_DEV_KEY ?? env.FASTVLM_API_KEYS.split(',')[0].split(':')[1];
 say(`gateway: http://127.0.0.1:${env.PORT}   model: ${env.FASTVLM_MODEL}`);
 say(`console: http://127.0.0.1:${env.PORT}/console/   metrics: http://127.0.0.1:${env.PORT}/metrics, worker http://127.0.0.1:${env.WORKER_HTTP_PORT ?? 9464}/metrics`);
+say(`scaler:  KEDA external scaler (gRPC) at 127.0.0.1:${env.SCALER_GRPC_PORT}   metrics: http://127.0.0.1:${env.SCALER_HTTP_PORT}/metrics`);
 say(`API key: ${key}${env.FASTVLM_DEV_KEY ? ' (generated for this run; set FASTVLM_API_KEYS=tenant:key to choose your own)' : ''}`);
 say(`try:     curl -s http://127.0.0.1:${env.PORT}/v1/models -H "Authorization: Bearer ${key}"`);
 say('Ctrl-C stops everything.');

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { KedaClient, ref } from '../scaler/harness';
+import { scrape, value } from '../observability/prom';
 import { chatBody, png, postJson } from '../support/requests';
 import { freePort } from '../support/redis-server';
 import { ROOT, testCacheDir, uniquePrefix, until } from '../support/stack';
@@ -20,10 +22,19 @@ function start(env: Record<string, string>) {
 }
 
 describe('npm start', () => {
-  it('starts a gateway and a worker on the tiny model, prints a usable key, answers, and stops everything on SIGTERM', async () => {
+  it('starts a gateway, a worker and the scaler on the tiny model, prints a usable key, answers, and stops everything on SIGTERM', async () => {
     const port = await freePort();
     const workerPort = await freePort();
-    const app = start({ FASTVLM_MODEL: 'tiny-random', PORT: String(port), WORKER_HTTP_PORT: String(workerPort), FASTVLM_REDIS_PREFIX: uniquePrefix() });
+    const [scalerGrpcPort, scalerHttpPort] = [await freePort(), await freePort()];
+    const app = start({
+      FASTVLM_MODEL: 'tiny-random',
+      PORT: String(port),
+      WORKER_HTTP_PORT: String(workerPort),
+      SCALER_GRPC_PORT: String(scalerGrpcPort),
+      SCALER_HTTP_PORT: String(scalerHttpPort),
+      FASTVLM_REDIS_PREFIX: uniquePrefix(),
+    });
+    const scalerUrl = `http://127.0.0.1:${scalerHttpPort}`;
     try {
       const key = await until('the API key line', () => /API key: (\S+)/.exec(app.output())?.[1], 90_000);
       expect(app.output()).toContain(`http://127.0.0.1:${port}`);
@@ -33,11 +44,32 @@ describe('npm start', () => {
       });
       expect(res.status).toBe(200);
       expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+
+      // The scaler, as KEDA calls it at the address printed, on the stack's Redis and prefix.
+      const address = /scaler: +KEDA external scaler \(gRPC\) at (\S+)/.exec(app.output())?.[1];
+      expect(address).toBe(`127.0.0.1:${scalerGrpcPort}`);
+      expect(app.output()).toContain(`${scalerUrl}/metrics`);
+      await until('the scaler to be ready', async () => (await fetch(`${scalerUrl}/health/ready`).catch(() => null))?.status === 200, 60_000);
+      const keda = new KedaClient(address ?? '');
+      try {
+        const so = ref('fastvlm-workers', { strategy: 'adaptive' });
+        const spec = await keda.getMetricSpec(so);
+        expect(spec.metricSpecs).toEqual([{ metricName: 'fastvlm-inference-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
+        const metrics = await keda.getMetrics(so, `s0-${spec.metricSpecs[0]?.metricName ?? ''}`);
+        expect(metrics.metricValues[0]?.metricValue).toBeGreaterThanOrEqual(0);
+        expect(metrics.metricValues[0]?.metricValueFloat).toBe(metrics.metricValues[0]?.metricValue);
+        expect(typeof (await keda.isActive(so))).toBe('boolean');
+      } finally {
+        keda.close();
+      }
+      // It counts the stack's worker among the ready ones: same Redis, same prefix.
+      await until('the scaler to see the ready worker', async () => value(await scrape(scalerUrl), 'fastvlm_scaler_signal', { queue: 'inference', signal: 'ready' }) === 1, 30_000);
     } finally {
       app.child.kill('SIGTERM');
     }
     expect(await app.exited).toBe(0);
     // Nothing it started still listens.
     await expect(fetch(`http://127.0.0.1:${port}/health/live`)).rejects.toThrow();
+    await expect(fetch(`${scalerUrl}/health/live`)).rejects.toThrow();
   }, 180_000);
 });

@@ -15,6 +15,9 @@ export const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64] as const;
 
 export type PromType = 'counter' | 'gauge' | 'histogram';
 
+/** The processes that export metrics. */
+export type AppName = 'gateway' | 'worker' | 'scaler';
+
 export interface MetricDef {
   /** Name as scraped. */
   readonly name: string;
@@ -22,7 +25,7 @@ export interface MetricDef {
   readonly help: string;
   readonly labels: readonly string[];
   /** Which processes export it. */
-  readonly apps: readonly ('gateway' | 'worker')[];
+  readonly apps: readonly AppName[];
   readonly buckets?: readonly number[];
 }
 
@@ -194,6 +197,48 @@ export const METRICS = {
     labels: [],
     apps: ['gateway', 'worker'],
   },
+  scalerDesiredReplicas: {
+    name: 'fastvlm_scaler_desired_replicas',
+    type: 'gauge',
+    help: "Replicas each strategy asks for on a ScaledObject's signals at the scaler's latest tick (shadow mode: every strategy on the same signals); chosen=\"true\" marks the ScaledObject's own strategy, whose count KEDA gets.",
+    labels: ['scaled_object', 'queue', 'strategy', 'chosen'],
+    apps: ['scaler'],
+  },
+  scalerMode: {
+    name: 'fastvlm_scaler_mode',
+    type: 'gauge',
+    help: 'Mode of the adaptive (Knative KPA) strategy on a ScaledObject\'s signals: 0 stable, 1 panic (load outruns the replicas there or on their way).',
+    labels: ['scaled_object', 'queue'],
+    apps: ['scaler'],
+  },
+  scalerForecastArrivals: {
+    name: 'fastvlm_scaler_forecast_arrivals_per_second',
+    type: 'gauge',
+    help: 'Arrivals per second the predictive strategy forecasts over its horizon; absent until the arrival model has seen a day of minutes.',
+    labels: ['scaled_object', 'queue'],
+    apps: ['scaler'],
+  },
+  scalerActive: {
+    name: 'fastvlm_scaler_active',
+    type: 'gauge',
+    help: 'Whether the scaler reports a ScaledObject\'s queue active (1: KEDA keeps at least one replica) or not (0: KEDA may scale to zero).',
+    labels: ['scaled_object', 'queue'],
+    apps: ['scaler'],
+  },
+  scalerSignal: {
+    name: 'fastvlm_scaler_signal',
+    type: 'gauge',
+    help: 'What the scaler read of a queue at its latest tick, by signal: queued (waiting + prioritized + due delayed), active, ready and loading workers, arrivals_per_second (last 60 s), replica_capacity (jobs/s one worker completes, measured from the workers\' work totals; the prior 1 until measured), startup_seconds (90th percentile of recent worker start-ups; the prior 120 until measured).',
+    labels: ['queue', 'signal'],
+    apps: ['scaler'],
+  },
+  scalerGrpcRequests: {
+    name: 'fastvlm_scaler_grpc_requests_total',
+    type: 'counter',
+    help: 'KEDA external-scaler gRPC calls answered, by method and gRPC status code (OK, INVALID_ARGUMENT, UNAVAILABLE, ...); a stream counts once, when it ends.',
+    labels: ['method', 'code'],
+    apps: ['scaler'],
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;
@@ -201,7 +246,7 @@ export type MetricKey = keyof typeof METRICS;
 export type LabelsOf<K extends MetricKey> = Record<(typeof METRICS)[K]['labels'][number], string>;
 
 /** Names of the metrics a given app exports. */
-export function metricNames(app?: 'gateway' | 'worker'): string[] {
+export function metricNames(app?: AppName): string[] {
   return Object.values(METRICS)
     .filter((m: MetricDef) => app === undefined || m.apps.includes(app))
     .map((m) => m.name);
