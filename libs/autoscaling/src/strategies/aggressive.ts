@@ -28,17 +28,17 @@ export function aggressive(input: StrategyInput): Decision {
   if (w.length === 0) return { desired: clampReplicas(0, p), need: 0, mode: 'stable', forecastRps: null };
   const last = w.length - 1;
   const now = w.sample(last).t;
+  const drainSeconds = p.targetQueueWaitSeconds * AGGRESSIVE.drainFraction;
   const needAt = (i: number): number => {
     const rate = Math.max(w.arrivalRate(i, AGGRESSIVE.fastWindowSeconds), w.arrivalRate(i, AGGRESSIVE.slowWindowSeconds));
-    return replicasFor(rate, w.sample(i).queued, p, p.targetQueueWaitSeconds * AGGRESSIVE.drainFraction);
+    return replicasFor(rate, w.sample(i).queued, p, drainSeconds);
   };
   let desired = 0;
   for (let i = Math.max(0, w.indexAt(now - AGGRESSIVE.quietSeconds)); i <= last; i++) {
-    const s = w.sample(i);
-    const wanted = wholeReplicas(withHeadroom(needAt(i), AGGRESSIVE.headroomBeta));
+    const s = history[i] as (typeof history)[number];
     const there = s.ready + s.loading;
-    const stepped = wanted > there ? Math.max(wanted, Math.ceil(there * AGGRESSIVE.upStep)) : wanted;
-    desired = Math.max(desired, stepped);
+    const wanted = wholeReplicas(withHeadroom(needAt(i), AGGRESSIVE.headroomBeta));
+    desired = Math.max(desired, wanted > there ? Math.max(wanted, Math.ceil(there * AGGRESSIVE.upStep)) : wanted);
   }
   return { desired: clampReplicas(desired, p), need: needAt(last), mode: 'stable', forecastRps: null };
 }

@@ -57,8 +57,11 @@ export class HistoryWindows {
 
   /** Arrivals per second over the `seconds` before sample `i` (0 when the history has no span yet). */
   arrivalRate(i: number, seconds: number): number {
-    const a = this.sample(i);
-    const b = this.sample(this.startOf(i, seconds));
+    // The hot path of every strategy: read the samples directly, and try the no-gap index before searching.
+    const a = this.samples[i] as Sample;
+    const guess = i - seconds;
+    const near = guess >= 0 ? this.samples[guess] : undefined;
+    const b = near !== undefined && near.t === a.t - seconds ? near : (this.samples[this.startOf(i, seconds)] as Sample);
     const span = a.t - b.t;
     if (span <= 0) return 0;
     return Math.max(0, a.arrivals - b.arrivals) / span;
