@@ -4,7 +4,7 @@ import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
-const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
+export const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend({
