@@ -37,6 +37,15 @@ describe('adaptive strategy (Knative KPA)', () => {
     expect(adaptive(input(loading)).mode).toBe('stable');
   });
 
+  it('follows a ramp one stable window behind: at the end of a 0 → 10/s ramp it asks for the last minute’s mean rate', () => {
+    // 600 s from 0 to 10/s; the last 60 s average 9.5/s: 9.5 + 0.5·√9.5 = 11.04 → 12. Enough replicas are there, so no panic.
+    const ramp = series({ seconds: 600, rate: (s) => (10 * (s + 0.5)) / 600, ready: (s) => Math.ceil((10 * s) / 600) + 2 });
+    const d = adaptive(input(ramp));
+    expect(d.mode).toBe('stable');
+    expect(d.need).toBeCloseTo(9.5, 6);
+    expect(d.desired).toBe(12);
+  });
+
   it('adds replicas to drain a backlog within the target wait', () => {
     // No arrivals, 50 jobs queued for a minute: 50 / (1 job/s × 10 s) = 5 replicas, + 0.5·√5 → 7.
     const d = adaptive(input(series({ seconds: 120, rate: () => 0, queued: () => 50, ready: () => 7 })));

@@ -19,6 +19,18 @@ describe('conservative strategy', () => {
     expect(conservative(input(step)).desired).toBe(10);
   });
 
+  it('rises with a ramp and never lags it by more than its one-minute window', () => {
+    const ramp = (seconds: number) => series({ seconds, rate: (s) => (10 * (s + 0.5)) / 600, ready: () => 12 });
+    let previous = 0;
+    for (let end = 120; end <= 600; end += 60) {
+      const d = conservative(input(ramp(end)));
+      expect(d.desired).toBeGreaterThanOrEqual(previous);
+      // The mean rate of the last minute of a linear ramp is the rate 30 s ago.
+      expect(d.need).toBeCloseTo((10 * (end - 30)) / 600, 6);
+      previous = d.desired;
+    }
+  });
+
   it('scales down by at most one replica a minute after the load falls', () => {
     const fall = (seconds: number) => series({ seconds, rate: (s) => (s < 600 ? 8 : 2), ready: () => 10 });
     const desired: number[] = [];
