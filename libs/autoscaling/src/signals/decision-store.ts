@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '@fastvlm/contracts';
 import { STRATEGY_NAMES, type StrategyName } from '../types';
+import { readDecision } from './decision-reader';
 import type { Evaluation } from './evaluate';
 import { DECISION_TTL_S, type DecisionRecord, type RecordedSample } from './layout';
 
@@ -36,9 +37,9 @@ export class DecisionStore {
     return n === 1;
   }
 
-  async read(queue: string): Promise<DecisionRecord | null> {
-    const json = await this.redis.get(this.keys.autoscale(queue, 'decision'));
-    return json === null ? null : (JSON.parse(json) as DecisionRecord);
+  /** The record as the console reads it (checked against its schema; null when absent or unreadable). */
+  read(queue: string): Promise<DecisionRecord | null> {
+    return readDecision(this.redis, this.keys, queue);
   }
 }
 
