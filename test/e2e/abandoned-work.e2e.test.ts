@@ -85,7 +85,8 @@ describe('abandoned and timed-out requests, with no worker running', () => {
       error: { message: `No answer within 1000 ms; no worker took the job ${id}, so it was cancelled.`, type: 'server_error', code: 'timeout', param: null },
     });
     expect(await status(f, id)).toBe('cancelled');
-    expect(await f.queue.getJob(id)).toBeUndefined();
+    // The record ends first; the queue job is removed right after it.
+    await until('the job to leave the queue', async () => (await f.queue.getJob(id)) === undefined);
     expect(await f.redis.exists(f.keys.syncWaiters(id))).toBe(0);
   });
 
@@ -102,7 +103,8 @@ describe('abandoned and timed-out requests, with no worker running', () => {
     ctrl.abort();
     expect(await pending).toBe('AbortError');
     await until('the job to be cancelled', async () => (await status(f, id)) === 'cancelled');
-    expect(await f.queue.getJob(id)).toBeUndefined();
+    // The record ends first; the queue job is removed right after it.
+    await until('the job to leave the queue', async () => (await f.queue.getJob(id)) === undefined);
   });
 
   it('ends a streamed chat at SYNC_TIMEOUT_MS with a timeout error chunk and [DONE], sending keep-alives while it waits', async () => {
@@ -120,7 +122,8 @@ describe('abandoned and timed-out requests, with no worker running', () => {
       '[DONE]',
     ]);
     expect(await status(f, id)).toBe('cancelled');
-    expect(await f.queue.getJob(id)).toBeUndefined();
+    // The record ends first; the queue job is removed right after it.
+    await until('the job to leave the queue', async () => (await f.queue.getJob(id)) === undefined);
   });
 
   it('sends keep-alive comments on /v1/jobs/{id}/events while the job waits in the queue', async () => {
@@ -229,7 +232,8 @@ describe('sync jobs shared by requests on two gateways (a worker is announced bu
     ctrl.abort();
     expect(await first).toBe('AbortError');
     await until('the job to be cancelled', async () => (await status(f, id)) === 'cancelled');
-    expect(await f.queue.getJob(id)).toBeUndefined();
+    // The record ends first; the queue job is removed right after it.
+    await until('the job to leave the queue', async () => (await f.queue.getJob(id)) === undefined);
   });
 
   it('after DELETE of a shared sync job, an identical request gets a job of its own instead of joining the cancelled one', async () => {

@@ -31,7 +31,8 @@ describe('a worker ends the jobs nobody else will', () => {
     await store.create({ id: 'job_gateway_died', tenant: 'acme', model: 'tiny-random', createdAt: Date.now() });
     await until('the sweeper to end the record', async () => (await store.get('job_gateway_died'))?.status === 'failed');
     expect((await store.get('job_gateway_died'))?.error?.code).toBe('enqueue_lost');
-    expect(worker.output()).toContain('"jobId":"job_gateway_died"');
+    // The record is failed before the sweeper logs it.
+    await until('the sweeper to log it', () => worker.output().includes('"jobId":"job_gateway_died"'));
   });
 
   it('fails a job the queue failed while its record still said running, with the reason the queue gave', async () => {
