@@ -14,12 +14,9 @@ COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY libs ./libs
 COPY apps ./apps
-# The worker, and the model pull CLI (`npm run model:pull`, which runs it through tsx,
-# a devDependency) as a bundle of its own for the init container.
-RUN npm run build -- worker \
- && npx esbuild libs/pipeline/src/hub/cli.ts --bundle --platform=node --format=esm --target=node24 \
-      --packages=external --tsconfig=tsconfig.json --sourcemap --log-level=warning \
-      --outfile=dist/apps/worker/model-pull.js
+# The worker, and the model pull CLI as a bundle of its own (dist/apps/worker/model-pull.js)
+# for the init container: `npm run model:pull` runs it through tsx, a devDependency.
+RUN npm run build -- worker
 
 FROM ${NODE_IMAGE}
 ARG VERSION=0.1.0

@@ -15,22 +15,26 @@ for (const app of wanted) {
   }
 }
 
-await Promise.all(
-  wanted.map((app) =>
-    build({
-      entryPoints: [`apps/${app}/src/main.ts`],
-      outfile: `dist/apps/${app}/main.js`,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node24',
-      packages: 'external',
-      sourcemap: true,
-      tsconfig: 'tsconfig.json',
-      logLevel: 'warning',
-    }),
-  ),
-);
+const nodeBundle = (entry, outfile) =>
+  build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    packages: 'external',
+    sourcemap: true,
+    tsconfig: 'tsconfig.json',
+    logLevel: 'warning',
+  });
+
+await Promise.all([
+  ...wanted.map((app) => nodeBundle(`apps/${app}/src/main.ts`, `dist/apps/${app}/main.js`)),
+  // The model pull CLI (`npm run model:pull` runs it through tsx, a devDependency) as a bundle of its
+  // own next to the worker's: what the worker image's init container runs.
+  ...(wanted.includes('worker') ? [nodeBundle('libs/pipeline/src/hub/cli.ts', 'dist/apps/worker/model-pull.js')] : []),
+]);
 // The gateway serves the web console from dist/apps/gateway/console: a browser
 // bundle (no CDN, the machines are offline), its page and its stylesheet.
 if (wanted.includes('gateway')) {
@@ -58,5 +62,5 @@ if (wanted.includes('gateway')) {
 if (wanted.includes('scaler')) {
   await copyFile('apps/scaler/proto/externalscaler.proto', 'dist/apps/scaler/externalscaler.proto');
 }
-const extras = [wanted.includes('gateway') ? 'dist/apps/gateway/console/' : '', wanted.includes('scaler') ? 'dist/apps/scaler/externalscaler.proto' : ''].filter(Boolean);
+const extras = [wanted.includes('gateway') ? 'dist/apps/gateway/console/' : '', wanted.includes('worker') ? 'dist/apps/worker/model-pull.js' : '', wanted.includes('scaler') ? 'dist/apps/scaler/externalscaler.proto' : ''].filter(Boolean);
 console.log(`built ${[...wanted.map((a) => `dist/apps/${a}/main.js`), ...extras].join(', ')}`);

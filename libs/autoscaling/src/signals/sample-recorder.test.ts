@@ -70,6 +70,26 @@ describe('sample recorder (real Redis)', () => {
     expect(await r.history('q2', 54, 60)).toEqual([]);
   });
 
+  it('reads on from what it has read: the window slides, and seconds another replica records later still show', async () => {
+    const mine = new SampleRecorder(a, keys);
+    const other = new SampleRecorder(b, keys);
+    for (const t of [2_000, 2_001, 2_002]) await mine.record('q4', sample(t, { queued: t - 2_000 }));
+    expect((await mine.history('q4', 1_990, 2_004)).map((x) => x.t)).toEqual([2_000, 2_001, 2_002]);
+    // Seconds 2 003 and 2 005 arrive through another replica after this one read up to 2 004.
+    await other.record('q4', sample(2_003, { queued: 3 }));
+    await other.record('q4', sample(2_005, { queued: 5 }));
+    const slid = await mine.history('q4', 2_001, 2_006);
+    expect(slid).toEqual(await new SampleRecorder(b, keys).history('q4', 2_001, 2_006));
+    expect(slid.map((x) => [x.t, x.queued])).toEqual([
+      [2_001, 1],
+      [2_002, 2],
+      [2_003, 3],
+      [2_005, 5],
+    ]);
+    // A window that starts past everything known is read whole.
+    expect((await mine.history('q4', 2_005, 2_010)).map((x) => x.t)).toEqual([2_005]);
+  });
+
   it('trims the stream to about SAMPLES_KEEP entries', async () => {
     const r = new SampleRecorder(a, keys);
     const p = a.pipeline();

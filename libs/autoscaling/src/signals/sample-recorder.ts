@@ -18,6 +18,14 @@ const FIELDS = ['t', 'arrivals', 'completions', 'queued', 'active', 'ready', 'lo
  * replicas then read the same history.
  */
 export class SampleRecorder {
+  /**
+   * What this process has read of each queue's `samples` stream, up to the newest entry it saw. A
+   * recorded entry never changes, and XADD only appends above the stream's top, so no entry can
+   * appear later at or below that one: each tick reads only the seconds after it, not the whole
+   * window again. This caches what Redis holds, not a decision: answers stay those of Redis.
+   */
+  private readonly read = new Map<string, { samples: RecordedSample[]; throughT: number }>();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
@@ -32,8 +40,16 @@ export class SampleRecorder {
   /** Recorded samples of the seconds `fromT` to `toT` (inclusive), oldest first. */
   async history(queue: string, fromT: number, toT: number): Promise<RecordedSample[]> {
     if (toT < fromT) return [];
-    const rows = await this.redis.xrange(this.keys.autoscale(queue, 'samples'), String(fromT * 1000), String(toT * 1000));
-    return rows.map(([, kv]) => parseSample(kv));
+    const known = this.read.get(queue);
+    // Reading on from what is known pays only while it covers the window's start; otherwise read it whole.
+    const from = known && known.throughT >= fromT - 1 ? `(${known.throughT * 1000}-0` : String(fromT * 1000);
+    const rows = await this.redis.xrange(this.keys.autoscale(queue, 'samples'), from, String(toT * 1000));
+    const fresh = rows.map(([, kv]) => parseSample(kv));
+    const all = known && known.throughT >= fromT - 1 ? known.samples.concat(fresh) : fresh;
+    const kept = all.filter((x) => x.t >= fromT && x.t <= toT);
+    const newest = kept.at(-1)?.t ?? known?.throughT ?? fromT - 1;
+    this.read.set(queue, { samples: kept, throughT: Math.max(newest, fromT - 1) });
+    return [...kept];
   }
 
   /** The last minute in the `minutes` stream, or null when it is empty. */
