@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,11 @@ interface Started {
 }
 
 let work = '';
+/**
+ * The images' own `node` (Node 24, as the one running these tests): a copy of this process's binary
+ * inside the laid-out tree, since the checkout it comes from may sit where the image's user cannot reach.
+ */
+let imageNode = '';
 const dockerfiles = new Map<ImageName, ParsedDockerfile>();
 const roots = new Map<ImageName, ImageRoot>();
 let deps = '';
@@ -47,7 +52,7 @@ function start(image: ImageName, env: Record<string, string>): Started {
   if (!df || !root || !df.final.cmd) throw new Error(`${image} is not laid out`);
   const [cmd, ...args] = df.final.cmd;
   // The image's `node` is Node 24; so is the one running these tests.
-  const child = spawn(cmd === 'node' ? process.execPath : (cmd ?? ''), args, {
+  const child = spawn(cmd === 'node' ? imageNode : (cmd ?? ''), args, {
     cwd: root.appDir,
     env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', ...df.final.env, REDIS_URL, FASTVLM_REDIS_PREFIX: prefix, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -84,7 +89,7 @@ function healthcheck(image: ImageName, env: Record<string, string>): number {
   const [cmd, ...args] = df?.final.healthcheck?.command ?? [];
   if (!df || !root || !cmd) throw new Error(`${image} has no HEALTHCHECK`);
   try {
-    execFileSync(cmd === 'node' ? process.execPath : cmd, args, { cwd: root.appDir, env: { PATH: process.env.PATH ?? '', ...df.final.env, ...env }, stdio: 'ignore', timeout: 10_000 });
+    execFileSync(cmd === 'node' ? imageNode : cmd, args, { cwd: root.appDir, env: { PATH: process.env.PATH ?? '', ...df.final.env, ...env }, stdio: 'ignore', timeout: 10_000 });
     return 0;
   } catch (err) {
     return (err as { status?: number }).status ?? 1;
@@ -139,6 +144,9 @@ beforeAll(() => {
   expect(install.manifests).toEqual(['package.json', 'package-lock.json', '.npmrc']);
   deps = productionDependencies(install.npmCi, install.env);
   for (const root of roots.values()) symlinkSync(join(deps, 'node_modules'), join(root.appDir, 'node_modules'), 'dir');
+  imageNode = join(work, 'node');
+  copyFileSync(process.execPath, imageNode);
+  chmodSync(imageNode, 0o755);
   // The images' own files are read-only to their user: as root here, the apps run as the image's USER.
   if (asRoot) openToAll(work);
   else for (const image of RUN) execFileSync('chmod', ['-R', 'a-w', join(work, image)]);
@@ -197,7 +205,7 @@ describe('container images, reproduced from their Dockerfiles’ final stages', 
     const init = (deployment as unknown as { spec: { template: { spec: { initContainers: { command: string[] }[] } } } }).spec.template.spec.initContainers[0];
     const env = { FASTVLM_MODEL: 'tiny-random', FASTVLM_CACHE_DIR: cache, HF_HUB_OFFLINE: 'true' };
     const [cmd, ...args] = (init?.command ?? []).map((a) => expandK8s(a, env));
-    const out = execFileSync(cmd === 'node' ? process.execPath : (cmd ?? ''), args, {
+    const out = execFileSync(cmd === 'node' ? imageNode : (cmd ?? ''), args, {
       cwd: root.appDir,
       env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', ...df.final.env, ...env },
       encoding: 'utf8',
