@@ -173,7 +173,10 @@ describe('EventHub', () => {
 
 /**
  * A TCP link to Redis whose new connections, once `slowFromNowOn` is called,
- * deliver what the client sends `ms` late (in order): a congested network path.
+ * deliver each command the client sends `ms` after the previous one (in order):
+ * a congested network path. Per command, not per chunk, so that two commands
+ * written back to back (ioredis's re-SUBSCRIBE and the hub's own) arrive `ms`
+ * apart every time rather than only when the kernel happens to split them.
  */
 async function slowLink(redisUrl: string): Promise<{ url: string; slowFromNowOn: (ms: number) => void; close: () => void }> {
   const target = new URL(redisUrl);
@@ -185,10 +188,17 @@ async function slowLink(redisUrl: string): Promise<{ url: string; slowFromNowOn:
     sockets.add(upstream);
     const lag = delayMs;
     let chain = Promise.resolve();
-    client.on('data', (chunk) => {
-      chain = chain.then(() => new Promise((r) => setTimeout(r, lag))).then(() => {
+    const commands = new RespCommandSplitter();
+    client.on('data', (chunk: Buffer) => {
+      if (lag === 0) {
         upstream.write(chunk);
-      });
+        return;
+      }
+      for (const command of commands.push(chunk)) {
+        chain = chain.then(() => new Promise((r) => setTimeout(r, lag))).then(() => {
+          upstream.write(command);
+        });
+      }
     });
     upstream.on('data', (chunk) => client.write(chunk));
     const end = (): void => {
@@ -267,4 +277,39 @@ async function gatedLink(redisUrl: string): Promise<{
       server.close();
     },
   };
+}
+
+/** Cuts a client's byte stream into whole RESP commands (arrays of bulk strings, all ioredis sends). */
+class RespCommandSplitter {
+  private buffered = Buffer.alloc(0);
+
+  push(chunk: Buffer): Buffer[] {
+    this.buffered = Buffer.concat([this.buffered, chunk]);
+    const out: Buffer[] = [];
+    for (;;) {
+      const end = this.commandEnd();
+      if (end === null) return out;
+      out.push(this.buffered.subarray(0, end));
+      this.buffered = this.buffered.subarray(end);
+    }
+  }
+
+  /** The offset just past the first whole command, or null while it is incomplete. */
+  private commandEnd(): number | null {
+    const line = (from: number): { text: string; next: number } | null => {
+      const cr = this.buffered.indexOf('\r\n', from);
+      return cr < 0 ? null : { text: this.buffered.toString('latin1', from, cr), next: cr + 2 };
+    };
+    const header = line(0);
+    if (!header) return null;
+    if (!header.text.startsWith('*')) throw new Error(`not a RESP array: ${header.text}`);
+    let at = header.next;
+    for (let i = Number(header.text.slice(1)); i > 0; i--) {
+      const size = line(at);
+      if (!size) return null;
+      at = size.next + Number(size.text.slice(1)) + 2;
+      if (at > this.buffered.length) return null;
+    }
+    return at;
+  }
 }

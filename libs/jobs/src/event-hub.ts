@@ -19,6 +19,12 @@ export interface EventHubOptions {
 
 type Listener = (entryId: string, json: string) => void;
 
+/** A follower's side of a reconnect: stop consuming live messages, then read the stream and resume. */
+interface Resync {
+  hold(): void;
+  release(): void;
+}
+
 /**
  * Follows jobs' event streams for many concurrent HTTP requests over one
  * subscriber connection: live entries arrive by pub/sub, and the stream itself
@@ -28,7 +34,7 @@ type Listener = (entryId: string, json: string) => void;
  */
 export class EventHub {
   private readonly channels = new Map<string, { listeners: Set<Listener>; subscribed: Promise<unknown> }>();
-  private readonly catchUps = new Set<() => void>();
+  private readonly resyncs = new Set<Resync>();
   private readonly idleResyncMs: number;
 
   constructor(
@@ -49,9 +55,14 @@ export class EventHub {
     // ioredis emits `ready` before it even sends the re-SUBSCRIBE, so a read done at
     // once could miss an entry published before the subscription is live again:
     // read only once our own SUBSCRIBE, queued behind ioredis's, is acknowledged.
+    // Followers hold live messages meanwhile: one published after ioredis's
+    // re-SUBSCRIBE but before ours would otherwise be consumed ahead of the
+    // entries the read is about to find, and those would then look like repeats.
     sub.on('ready', () => {
+      const waiting = [...this.resyncs];
+      for (const r of waiting) r.hold();
       void this.resubscribe().finally(() => {
-        for (const c of this.catchUps) c();
+        for (const r of waiting) r.release();
       });
     });
   }
@@ -105,11 +116,25 @@ export class EventHub {
           notify();
         });
     };
+    let held = false;
+    const resync: Resync = {
+      hold: () => {
+        if (held) return;
+        held = true;
+        reading++;
+      },
+      release: () => {
+        catchUp();
+        if (!held) return;
+        held = false;
+        reading--;
+      },
+    };
     let last = afterId;
     const onAbort = (): void => notify();
     signal?.addEventListener('abort', onAbort);
     await this.addListener(channel, listener);
-    this.catchUps.add(catchUp);
+    this.resyncs.add(resync);
     try {
       catchUp();
       for (;;) {
@@ -129,7 +154,7 @@ export class EventHub {
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      this.catchUps.delete(catchUp);
+      this.resyncs.delete(resync);
       await this.removeListener(channel, listener);
     }
   }
