@@ -16,8 +16,8 @@ const health = async (url: string): Promise<{ status: number; body: Health }> =>
   return { status: res.status, body: (await res.json()) as Health };
 };
 
-const CLUSTER = /^The queue Redis \(REDIS_URL\) is a Redis Cluster node \(redis_mode:cluster\)\. FastVLM needs a standalone Redis/;
-const SENTINEL = /^The queue Redis \(REDIS_URL\) is a Redis Sentinel \(redis_mode:sentinel\), which monitors Redis servers but stores no data\./;
+const CLUSTER = /^The queue Redis \(REDIS_URL\) is a Redis Cluster node \(redis_mode:cluster\)\. Give the cluster as REDIS_CLUSTER_NODES=host:port,… /;
+const SENTINEL = /^The queue Redis \(REDIS_URL\) is a Redis Sentinel \(redis_mode:sentinel\), which monitors Redis servers but stores no data\. Give the Sentinels as REDIS_SENTINELS=/;
 
 describe('queue Redis safety', () => {
   let cluster: OddRedis;
@@ -31,7 +31,7 @@ describe('queue Redis safety', () => {
     await Promise.all([cluster?.dispose(), sentinel?.dispose()]);
   });
 
-  it('the start-up check refuses a Cluster node and a Sentinel, each saying why, and accepts a standalone noeviction Redis', async () => {
+  it('the start-up check refuses a Cluster node and a Sentinel given as REDIS_URL, each naming the variable to use instead, and accepts a standalone noeviction Redis', async () => {
     const own = await PrivateRedis.start();
     const clients = [cluster.url, sentinel.url, own.url].map((url) => new Redis(url, { maxRetriesPerRequest: 1 }));
     const [c, s, plain] = clients as [Redis, Redis, Redis];
@@ -51,7 +51,7 @@ describe('queue Redis safety', () => {
     }
   });
 
-  it('a worker refuses to start against a Redis Cluster node, and says why', async () => {
+  it('a worker given a Redis Cluster node as REDIS_URL refuses to start, and says to use REDIS_CLUSTER_NODES', async () => {
     const error = await startWorker(prefix, {}, cluster.url).then(
       async (w) => {
         await stopWorker(w, 'SIGKILL');
@@ -63,7 +63,7 @@ describe('queue Redis safety', () => {
     expect((error as Error).message).toContain('worker failed to start: The queue Redis (REDIS_URL) is a Redis Cluster node (redis_mode:cluster).');
   }, 90_000);
 
-  it('the gateway refuses to start against a Sentinel, and says why', async () => {
+  it('the gateway given a Sentinel as REDIS_URL refuses to start, and says to use REDIS_SENTINELS', async () => {
     const error = await startGateway(prefix, { REDIS_URL: sentinel.url }).then(
       async (g) => {
         await g.close();

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, ModelEnvSchema, RedisEnvShape, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
 import { SecurityEnvSchema } from './security/security-config';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
-export const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
+export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend(SecurityEnvSchema.shape)
@@ -77,7 +77,7 @@ export const GatewayEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
 export type GatewayConfig = z.infer<typeof GatewayEnvSchema>;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  return parseEnv(GatewayEnvSchema, env);
+  return parseEnv(GatewayEnvSchema.superRefine(checkRedisTopology), env);
 }
 
 /** Injection token of the validated configuration. */

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { STRATEGY_NAMES } from '@fastvlm/autoscaling';
-import { LogEnvSchema, RedisEnvSchema, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, RedisEnvShape, checkRedisTopology, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
 /** The scaler's environment, validated once at start-up (exported for the deploy checks that read its keys). */
-export const ScalerEnvSchema = RedisEnvSchema.extend(LogEnvSchema.shape)
+export const ScalerEnvSchema = z.object(RedisEnvShape).extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend({
     /** Port of KEDA's external-scaler gRPC server (`scalerAddress` in the ScaledObject). Default 9090; 0 picks a free one (logged). */
@@ -30,5 +30,5 @@ export const ScalerEnvSchema = RedisEnvSchema.extend(LogEnvSchema.shape)
 export type ScalerConfig = z.infer<typeof ScalerEnvSchema>;
 
 export function loadScalerConfig(env: NodeJS.ProcessEnv = process.env): ScalerConfig {
-  return parseEnv(ScalerEnvSchema, env);
+  return parseEnv(ScalerEnvSchema.superRefine(checkRedisTopology), env);
 }

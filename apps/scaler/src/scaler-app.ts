@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DecisionStore, ForecastStore, QueueObserver, SampleRecorder, SignalReader } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { WorkerRegistry, createRedis, waitReady } from '@fastvlm/jobs';
 import { ScalerMetrics } from '@fastvlm/observability';
 import type { ScalerConfig } from './config';
@@ -29,7 +29,7 @@ export async function startScaler(cfg: ScalerConfig, log: Logger): Promise<Scale
   const keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
   const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
   // Fail fast: while Redis is away a call answers UNAVAILABLE at once instead of holding KEDA's call.
-  const redis = createRedis(cfg.REDIS_URL, 'producer', 'scaler', sink);
+  const redis = createRedis(redisTargets(cfg).queue, 'producer', 'scaler', sink);
   const registry = new WorkerRegistry(redis, keys);
   const readyWorkers = async (queue: string, nowMs: number): Promise<number> => (await registry.alive(nowMs)).filter((w) => w.queue === queue).length;
   const recorder = new SampleRecorder(redis, keys);
@@ -47,7 +47,7 @@ export async function startScaler(cfg: ScalerConfig, log: Logger): Promise<Scale
       new QueueEventsHub({
         prefix: keys.bull(),
         // Blocking reads of the queue's event stream: a connection each, reconnecting forever.
-        connect: (queue) => createRedis(cfg.REDIS_URL, 'subscriber', `scaler-events-${queue}`, sink),
+        connect: (queue) => createRedis(redisTargets(cfg).queue, 'subscriber', `scaler-events-${queue}`, sink),
         handlers,
         log,
       }),

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { LogEnvSchema, ModelEnvSchema, RedisEnvSchema, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, ModelEnvSchema, RedisEnvShape, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
-export const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
+export const WorkerEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.shape)
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend({
@@ -74,5 +74,5 @@ export const WorkerEnvSchema = RedisEnvSchema.extend(ModelEnvSchema.shape)
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  return parseEnv(WorkerEnvSchema, env);
+  return parseEnv(WorkerEnvSchema.superRefine(checkRedisTopology), env);
 }

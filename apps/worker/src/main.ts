@@ -1,7 +1,7 @@
 import { WorkerMetrics, createLogger, startTracing } from '@fastvlm/observability';
 import { loadPipeline, type FastVlmPipeline } from '@fastvlm/pipeline';
 import { restrictImageLoaders } from '@fastvlm/security';
-import { AppError, INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { AppError, INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { RedisFeatureStore, createRedis } from '@fastvlm/jobs';
 import { loadWorkerConfig } from './config';
 import { startWorkerHttp } from './http/worker-http';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   log.info({ url: http.url, tracesExported: tracing.exporting }, 'worker http listening');
   log.info({ model: cfg.FASTVLM_MODEL }, 'loading model');
   // Image features are shared through the cache Redis; a lookup that fails is a miss, never an error.
-  const featureRedis = createRedis(cfg.CACHE_REDIS_URL ?? cfg.REDIS_URL, 'producer', 'worker-features', (err) =>
+  const featureRedis = createRedis(redisTargets(cfg).cache ?? redisTargets(cfg).queue, 'producer', 'worker-features', (err) =>
     log.warn({ err: err.message }, 'vision cache redis error'),
   );
   const featureStore = new RedisFeatureStore(featureRedis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX), {
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     await engine.warmup();
   } catch (e) {
     await autoscale.failed();
-    await reportLoadFailure(cfg.REDIS_URL, cfg.FASTVLM_REDIS_PREFIX, cfg.FASTVLM_MODEL);
+    await reportLoadFailure(redisTargets(cfg).queue, cfg.FASTVLM_REDIS_PREFIX, cfg.FASTVLM_MODEL);
     if (cfg.FASTVLM_MODEL !== 'tiny-random' && e instanceof AppError && (e.code === 'model_not_found' || e.code === 'service_unavailable')) {
       throw new AppError(
         e.code,

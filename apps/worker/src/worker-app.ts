@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys } from '@fastvlm/contracts';
+import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys, redisTargets } from '@fastvlm/contracts';
 import {
   AnswerCache,
   ImageStore,
@@ -97,10 +97,11 @@ export class WorkerApp {
     this.activity = opts.activity ?? null;
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
     const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
-    this.redis = createRedis(cfg.REDIS_URL, 'consumer', `worker:${this.id}`, sink);
+    this.redis = createRedis(redisTargets(cfg).queue, 'consumer', `worker:${this.id}`, sink);
     // Fail-fast: the cache is optional, and a queueing connection would hold every result write while it is away.
-    this.cacheRedis = cfg.CACHE_REDIS_URL ? createRedis(cfg.CACHE_REDIS_URL, 'producer', 'worker-cache', sink) : this.redis;
-    this.sub = createRedis(cfg.REDIS_URL, 'subscriber', 'worker-sub', sink);
+    const cacheTarget = redisTargets(cfg).cache;
+    this.cacheRedis = cacheTarget ? createRedis(cacheTarget, 'producer', 'worker-cache', sink) : this.redis;
+    this.sub = createRedis(redisTargets(cfg).queue, 'subscriber', 'worker-sub', sink);
   }
 
   async start(): Promise<void> {
@@ -207,7 +208,7 @@ export class WorkerApp {
     });
     const sink = (err: Error, connection: string): void => this.log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
     // Reads the queue's event stream with a blocking XREAD: a connection of its own.
-    this.eventsRedis = createRedis(this.cfg.REDIS_URL, 'subscriber', 'worker-events', sink);
+    this.eventsRedis = createRedis(redisTargets(this.cfg).queue, 'subscriber', 'worker-events', sink);
     const events = new QueueEvents(INFERENCE_QUEUE, { connection: this.eventsRedis, prefix: this.keys.bull() });
     events.on('failed', ({ jobId, failedReason }) => void reconciler.failed(jobId, failedReason));
     // A run that returned one of its outcomes found the record ended (or held by a newer run): no write needed, so

@@ -4,19 +4,109 @@ import { z } from 'zod';
  * Environment fragments shared by every app. Each app composes them into its
  * own schema and parses `process.env` once at start-up.
  */
-export const RedisEnvSchema = z.object({
-  /** Queue Redis (BullMQ, job records, events). Must not evict keys. */
+/** `host:port,host:port,…`: Sentinels or Cluster seed nodes. */
+const HostPortList = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((v, ctx) => {
+    const out: HostPort[] = [];
+    for (const part of v.split(',').map((p) => p.trim())) {
+      const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(part);
+      const port = Number(m?.[2]);
+      if (!m || port < 1 || port > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not host:port` });
+        return z.NEVER;
+      }
+      out.push({ host: (m[1] as string).replace(/^\[|\]$/g, ''), port });
+    }
+    return out;
+  });
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where a Redis lives. `url` always carries the data nodes' credentials, TLS
+ * (`rediss:`) and database; for Sentinel and Cluster its host is not used.
+ */
+export type RedisTarget =
+  | { kind: 'standalone'; url: string }
+  | { kind: 'sentinel'; url: string; sentinels: HostPort[]; name: string; sentinelPassword?: string }
+  | { kind: 'cluster'; url: string; nodes: HostPort[] };
+
+const redisFields = {
+  /** Queue Redis (BullMQ, job records, events). Must not evict keys. With Sentinel or Cluster, only its credentials, TLS and database are used. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  /** Cache Redis (answers). Defaults to the queue Redis. */
+  /** Sentinels that watch the queue Redis: `host:port,…` (with REDIS_SENTINEL_NAME). */
+  REDIS_SENTINELS: HostPortList.optional(),
+  /** The Sentinel group (master) name of the queue Redis. */
+  REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  /** Password of the Sentinels themselves (the data nodes' is REDIS_URL's). */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** Seed nodes of a Redis Cluster holding the queue data: `host:port,…`. */
+  REDIS_CLUSTER_NODES: HostPortList.optional(),
+  /** Cache Redis (answers, image features). Defaults to the queue Redis. */
   CACHE_REDIS_URL: z.string().url().optional(),
+  CACHE_REDIS_SENTINELS: HostPortList.optional(),
+  CACHE_REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  CACHE_REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  CACHE_REDIS_CLUSTER_NODES: HostPortList.optional(),
   /**
    * Milliseconds a read or write of the cache Redis (answers, image features) may take before it
    * counts as a miss or a dropped write: the cache is optional, never a reason to fail or stall. Default 100.
    */
   CACHE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(100),
-  /** Prefix of every key the product writes, BullMQ's included. */
+  /**
+   * Prefix of every key the product writes, BullMQ's included. No braces: the
+   * product places its own hash tags (see RedisKeys) so that Redis Cluster
+   * keeps together what must stay together and spreads the rest.
+   */
   FASTVLM_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]+$/).default('fastvlm'),
-});
+};
+
+type RedisFields = z.infer<z.ZodObject<typeof redisFields>>;
+
+function checkTopology(env: RedisFields, ctx: z.RefinementCtx): void {
+  for (const p of ['', 'CACHE_'] as const) {
+    const sentinels = env[`${p}REDIS_SENTINELS`];
+    if (sentinels && env[`${p}REDIS_CLUSTER_NODES`]) {
+      ctx.addIssue({ code: 'custom', path: [`${p}REDIS_CLUSTER_NODES`], message: `give either ${p}REDIS_SENTINELS or ${p}REDIS_CLUSTER_NODES, not both` });
+    }
+    if (sentinels && !env[`${p}REDIS_SENTINEL_NAME`]) {
+      ctx.addIssue({ code: 'custom', path: [`${p}REDIS_SENTINEL_NAME`], message: `required with ${p}REDIS_SENTINELS (the name the Sentinels monitor)` });
+    }
+  }
+}
+
+/** The Redis variables every app shares; `redisTargets` turns them into connections. */
+export const RedisEnvSchema = z.object(redisFields).superRefine(checkTopology);
+
+/** The Redis fields for schemas that `.extend` them (apply `checkRedisTopology` to the result). */
+export const RedisEnvShape = redisFields;
+export const checkRedisTopology = checkTopology;
+
+/** The queue Redis and the cache Redis (null: the queue Redis serves the cache too). */
+export function redisTargets(env: RedisFields): { queue: RedisTarget; cache: RedisTarget | null } {
+  const target = (p: '' | 'CACHE_', url: string): RedisTarget => {
+    const sentinels = env[`${p}REDIS_SENTINELS`];
+    const nodes = env[`${p}REDIS_CLUSTER_NODES`];
+    if (sentinels) {
+      const password = env[`${p}REDIS_SENTINEL_PASSWORD`];
+      return { kind: 'sentinel', url, sentinels, name: env[`${p}REDIS_SENTINEL_NAME`] ?? '', ...(password ? { sentinelPassword: password } : {}) };
+    }
+    if (nodes) return { kind: 'cluster', url, nodes };
+    return { kind: 'standalone', url };
+  };
+  const cacheGiven = env.CACHE_REDIS_URL !== undefined || env.CACHE_REDIS_SENTINELS !== undefined || env.CACHE_REDIS_CLUSTER_NODES !== undefined;
+  return {
+    queue: target('', env.REDIS_URL),
+    // The cache's credentials default to the queue's when only its topology is given.
+    cache: cacheGiven ? target('CACHE_', env.CACHE_REDIS_URL ?? env.REDIS_URL) : null,
+  };
+}
 
 export const ModelEnvSchema = z.object({
   /** Hub id (optionally `@revision`), local folder, or `tiny-random`. */

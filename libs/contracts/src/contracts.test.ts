@@ -10,6 +10,7 @@ import {
   isRetryable,
   parseEnv,
   RedisEnvSchema,
+  redisTargets,
 } from './index';
 
 const job = {
@@ -67,5 +68,40 @@ describe('contracts', () => {
   it('names every invalid variable in one configuration error', () => {
     expect(() => parseEnv(RedisEnvSchema, { REDIS_URL: 'not a url', FASTVLM_REDIS_PREFIX: 'bad prefix!' })).toThrow(/REDIS_URL[\s\S]*FASTVLM_REDIS_PREFIX/);
     expect(parseEnv(RedisEnvSchema, {}).REDIS_URL).toBe('redis://127.0.0.1:6379');
+  });
+
+  it('reads a Sentinel group and a Cluster from the environment, with the credentials of the URLs', () => {
+    const env = parseEnv(RedisEnvSchema, {
+      REDIS_URL: 'redis://:secret@ignored:6379/2',
+      REDIS_SENTINELS: 'sentinel-0:26379, [::1]:26380',
+      REDIS_SENTINEL_NAME: 'fastvlm',
+      REDIS_SENTINEL_PASSWORD: 'watch',
+      CACHE_REDIS_CLUSTER_NODES: 'cache-0:6379,cache-1:6379',
+    });
+    expect(redisTargets(env)).toEqual({
+      queue: {
+        kind: 'sentinel',
+        url: 'redis://:secret@ignored:6379/2',
+        sentinels: [
+          { host: 'sentinel-0', port: 26379 },
+          { host: '::1', port: 26380 },
+        ],
+        name: 'fastvlm',
+        sentinelPassword: 'watch',
+      },
+      cache: { kind: 'cluster', url: 'redis://:secret@ignored:6379/2', nodes: [{ host: 'cache-0', port: 6379 }, { host: 'cache-1', port: 6379 }] },
+    });
+    expect(redisTargets(parseEnv(RedisEnvSchema, {}))).toEqual({ queue: { kind: 'standalone', url: 'redis://127.0.0.1:6379' }, cache: null });
+  });
+
+  it('refuses a Sentinel list without its name, both topologies at once, and a node that is not host:port', () => {
+    expect(() => parseEnv(RedisEnvSchema, { REDIS_SENTINELS: 's:26379' })).toThrow(
+      'Invalid configuration:\n  REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the name the Sentinels monitor)',
+    );
+    expect(() => parseEnv(RedisEnvSchema, { CACHE_REDIS_SENTINELS: 's:1', CACHE_REDIS_SENTINEL_NAME: 'm', CACHE_REDIS_CLUSTER_NODES: 'n:1' })).toThrow(
+      'CACHE_REDIS_CLUSTER_NODES: give either CACHE_REDIS_SENTINELS or CACHE_REDIS_CLUSTER_NODES, not both',
+    );
+    expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:1,n2' })).toThrow('REDIS_CLUSTER_NODES: "n2" is not host:port');
+    expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:70000' })).toThrow('"n:70000" is not host:port');
   });
 });

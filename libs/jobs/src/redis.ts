@@ -1,5 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import { AppError } from '@fastvlm/contracts';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { AppError, type RedisTarget } from '@fastvlm/contracts';
 
 /**
  * How a connection behaves when Redis is away:
@@ -12,8 +12,16 @@ export type RedisRole = 'producer' | 'consumer' | 'subscriber';
 /** Receives connection errors; ioredis prints unhandled ones to stderr otherwise. */
 export type RedisErrorSink = (err: Error, connection: string) => void;
 
-export function createRedis(url: string, role: RedisRole, name: string, onError: RedisErrorSink): Redis {
-  const redis = build(url, role, name);
+/**
+ * Opens a connection to a standalone Redis (a URL), a Sentinel group or a
+ * Cluster: the only place where the three differ. A Cluster is returned typed
+ * as `Redis`: ioredis gives both the same command API, and TypeScript cannot
+ * call a union of their overloaded commands. Code that must tell them apart
+ * (per-node checks, pub/sub) asks `asCluster`.
+ */
+export function createRedis(target: RedisTarget | string, role: RedisRole, name: string, onError: RedisErrorSink): Redis {
+  const t: RedisTarget = typeof target === 'string' ? { kind: 'standalone', url: target } : target;
+  const redis = build(t, role, name);
   // Reconnection is automatic; only the first error of an outage is worth a log line.
   let failing = false;
   redis.on('error', (err: Error) => {
@@ -24,19 +32,60 @@ export function createRedis(url: string, role: RedisRole, name: string, onError:
   return redis;
 }
 
-function build(url: string, role: RedisRole, name: string): Redis {
-  const base: RedisOptions = {
-    connectionName: name,
-    lazyConnect: false,
-    // Reconnect forever with a capped backoff: Redis restarts must heal by themselves.
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-  };
+/** The Cluster behind a connection made by `createRedis`, or null for a standalone or Sentinel one. */
+export function asCluster(redis: Redis): Cluster | null {
+  return (redis as unknown as { isCluster?: boolean }).isCluster === true ? (redis as unknown as Cluster) : null;
+}
+
+function roleOptions(role: RedisRole): RedisOptions {
   switch (role) {
     case 'producer':
-      return new Redis(url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+      return { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 };
     case 'consumer':
     case 'subscriber':
-      return new Redis(url, { ...base, maxRetriesPerRequest: null });
+      return { maxRetriesPerRequest: null };
+  }
+}
+
+// Reconnect forever with a capped backoff: Redis restarts and failovers must heal by themselves.
+const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+
+// After a failover the old primary may come back as a replica while a client still
+// talks to it: reconnect (through the Sentinels, to the new primary) and resend.
+const reconnectOnError = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
+
+function build(t: RedisTarget, role: RedisRole, name: string): Redis {
+  const base: RedisOptions = { connectionName: name, lazyConnect: false, retryStrategy, reconnectOnError, ...roleOptions(role) };
+  switch (t.kind) {
+    case 'standalone':
+      return new Redis(t.url, base);
+    case 'sentinel':
+      return new Redis(t.url, {
+        ...base,
+        sentinels: t.sentinels,
+        name: t.name,
+        ...(t.sentinelPassword ? { sentinelPassword: t.sentinelPassword } : {}),
+        sentinelRetryStrategy: retryStrategy,
+        // Learn of a failover from the Sentinels' +switch-master instead of only when the old primary's socket dies.
+        failoverDetector: true,
+      });
+    case 'cluster': {
+      const u = new URL(t.url);
+      const options: ClusterOptions = {
+        redisOptions: {
+          ...base,
+          ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+          ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+          ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+        },
+        clusterRetryStrategy: retryStrategy,
+        enableOfflineQueue: role !== 'producer',
+        // Job events are published per shard (SPUBLISH), so subscribers follow each channel's shard.
+        shardedSubscribers: role === 'subscriber',
+        slotsRefreshTimeout: 2000,
+      };
+      return new Cluster(t.nodes, options) as unknown as Redis;
+    }
   }
 }
 
@@ -62,29 +111,43 @@ export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
 
 /**
  * Why the queue Redis is unsafe to run on, or null when it is safe:
- * - it must be a standalone server (a primary, possibly with replicas): the
- *   job scripts and transactions touch keys in many hash slots, which a
- *   Cluster node refuses (CROSSSLOT), and a Sentinel stores no data at all;
- * - it must never evict: an evicted job hash or event stream is lost work.
+ * - a Cluster node or a Sentinel reached as if it were a standalone server
+ *   (REDIS_URL) will not work: say which variable to set instead;
+ * - no primary may evict: an evicted job hash or event stream is lost work.
+ *   With a Cluster every primary is checked.
  */
 export async function queueRedisProblem(redis: Redis): Promise<string | null> {
+  const cluster = asCluster(redis);
+  if (cluster) {
+    const masters = cluster.nodes('master');
+    if (masters.length === 0) return 'The queue Redis Cluster has no reachable primary yet.';
+    for (const node of masters) {
+      const problem = await evictionProblem(node, `primary ${node.options.host ?? '?'}:${node.options.port ?? '?'}`);
+      if (problem) return problem;
+    }
+    return null;
+  }
   const mode = infoField(await redis.info('server'), 'redis_mode');
   if (mode === 'cluster') {
     return (
-      'The queue Redis (REDIS_URL) is a Redis Cluster node (redis_mode:cluster). FastVLM needs a standalone Redis ' +
-      '(a primary, with replicas if you like): its scripts and transactions use keys in many hash slots, which a cluster refuses with CROSSSLOT.'
+      'The queue Redis (REDIS_URL) is a Redis Cluster node (redis_mode:cluster). ' +
+      'Give the cluster as REDIS_CLUSTER_NODES=host:port,… so that keys are routed to the node that owns their slot.'
     );
   }
   if (mode === 'sentinel') {
     return (
       'The queue Redis (REDIS_URL) is a Redis Sentinel (redis_mode:sentinel), which monitors Redis servers but stores no data. ' +
-      'Point REDIS_URL at the primary itself (SENTINEL get-master-addr-by-name <name> tells its address).'
+      'Give the Sentinels as REDIS_SENTINELS=host:port,… with REDIS_SENTINEL_NAME=<the monitored name>, and keep REDIS_URL for the credentials.'
     );
   }
-  const policy = infoField(await redis.info('memory'), 'maxmemory_policy');
+  return evictionProblem(redis, 'Redis');
+}
+
+async function evictionProblem(node: Redis, what: string): Promise<string | null> {
+  const policy = infoField(await node.info('memory'), 'maxmemory_policy');
   if (policy !== undefined && policy !== 'noeviction') {
     return (
-      `The queue Redis uses maxmemory-policy "${policy}"; it must be "noeviction" so that jobs are never lost ` +
+      `The queue ${what} uses maxmemory-policy "${policy}"; it must be "noeviction" so that jobs are never lost ` +
       `(set it with CONFIG SET maxmemory-policy noeviction or in redis.conf).`
     );
   }

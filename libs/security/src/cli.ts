@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { redisTargets } from '@fastvlm/contracts';
+import { createRedis, waitReady } from '@fastvlm/jobs';
 import { AuditLog } from './audit-log';
 import { loadCliConfig } from './cli-config';
 import { ApiKeyStore } from './key-store';
@@ -7,8 +8,9 @@ import { runKeysCli } from './keys-cli';
 /** `npm run keys -- create|list|revoke …`: manages API keys in Redis. */
 async function main(): Promise<number> {
   const cfg = loadCliConfig();
-  const redis = new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 5000 });
+  const redis = createRedis(redisTargets(cfg).queue, 'producer', 'keys-cli', () => undefined);
   try {
+    await waitReady(redis, 5000);
     return await runKeysCli(process.argv.slice(2), {
       store: new ApiKeyStore(redis, cfg.FASTVLM_REDIS_PREFIX),
       audit: new AuditLog(redis, cfg.FASTVLM_REDIS_PREFIX),

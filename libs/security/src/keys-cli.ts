@@ -8,7 +8,7 @@ export const KEYS_USAGE = `usage:
   npm run keys -- create --tenant <tenant> --name <name> [--scopes infer,jobs:read,admin] [--json]
   npm run keys -- list [--tenant <tenant>] [--json]
   npm run keys -- revoke <key id>
-Environment: REDIS_URL, FASTVLM_REDIS_PREFIX (as for the gateway).`;
+Environment: REDIS_URL (or REDIS_SENTINELS / REDIS_CLUSTER_NODES), FASTVLM_REDIS_PREFIX (as for the gateway).`;
 
 export interface KeysCliDeps {
   store: ApiKeyStore;

@@ -1,7 +1,7 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { ArrivalCounter } from '@fastvlm/autoscaling';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
 import type { GatewayMetrics } from '@fastvlm/observability';
@@ -23,15 +23,18 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
 @Global()
 @Module({
   providers: [
-    { provide: T.REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(c.REDIS_URL, 'producer', 'gateway', sink(l)) },
+    { provide: T.REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(redisTargets(c).queue, 'producer', 'gateway', sink(l)) },
     {
       // Fail-fast like the command connection: while the cache Redis is away its calls fail at
       // once and read as misses (a queueing connection would hold every request for the timeout).
       provide: T.CACHE_REDIS,
       inject: [CONFIG, T.REDIS, LOGGER],
-      useFactory: (c: C, r: Redis, l: Logger) => (c.CACHE_REDIS_URL ? createRedis(c.CACHE_REDIS_URL, 'producer', 'gateway-cache', sink(l)) : r),
+      useFactory: (c: C, r: Redis, l: Logger) => {
+        const cache = redisTargets(c).cache;
+        return cache ? createRedis(cache, 'producer', 'gateway-cache', sink(l)) : r;
+      },
     },
-    { provide: T.SUB_REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(c.REDIS_URL, 'subscriber', 'gateway-sub', sink(l)) },
+    { provide: T.SUB_REDIS, inject: [CONFIG, LOGGER], useFactory: (c: C, l: Logger) => createRedis(redisTargets(c).queue, 'subscriber', 'gateway-sub', sink(l)) },
     { provide: T.KEYS, inject: [CONFIG], useFactory: (c: C) => new RedisKeys(c.FASTVLM_REDIS_PREFIX) },
     { provide: T.JOB_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobStore(r, k, c.JOB_TTL_S) },
     { provide: T.IMAGE_STORE, inject: [T.REDIS, T.KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new ImageStore(r, k, c.IMAGE_TTL_S) },

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StartupSignals, WorkMeter, WorkPublisher } from '@fastvlm/autoscaling';
-import { RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { createRedis } from '@fastvlm/jobs';
 import type { WorkerConfig } from '../config';
 import { settlesWithin } from '../shutdown';
@@ -35,7 +35,7 @@ export class AutoscaleSignals {
     slots: number,
     log: Logger,
   ) {
-    this.redis = createRedis(cfg.REDIS_URL, 'producer', 'worker-signals', (err, connection) =>
+    this.redis = createRedis(redisTargets(cfg).queue, 'producer', 'worker-signals', (err, connection) =>
       log.warn({ err: err.message, connection }, 'redis connection error (autoscaling signals); reconnecting'),
     );
     const keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);

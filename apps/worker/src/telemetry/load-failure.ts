@@ -1,4 +1,4 @@
-import { RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, type RedisTarget } from '@fastvlm/contracts';
 import { WorkerRegistry, createRedis, waitReady } from '@fastvlm/jobs';
 
 /** How long a worker that failed to load its model waits for Redis to say so before exiting anyway. */
@@ -9,8 +9,8 @@ const REPORT_TIMEOUT_MS = 3_000;
  * after, so no scrape of its own /metrics would ever see the failure; the
  * gateway exports the count as fastvlm_model_load_failures_total.
  */
-export async function reportLoadFailure(redisUrl: string, prefix: string, model: string): Promise<void> {
-  const redis = createRedis(redisUrl, 'producer', 'worker-load-failure', () => undefined);
+export async function reportLoadFailure(target: RedisTarget, prefix: string, model: string): Promise<void> {
+  const redis = createRedis(target, 'producer', 'worker-load-failure', () => undefined);
   try {
     await waitReady(redis, REPORT_TIMEOUT_MS);
     await new WorkerRegistry(redis, new RedisKeys(prefix)).recordLoadFailure(model);
