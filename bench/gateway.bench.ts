@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
+import { RedisKeys } from '@fastvlm/contracts';
 import { ApiKeyStore } from '@fastvlm/security';
 import { table } from './stats';
 
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
   const build = spawn(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), 'gateway'], { stdio: 'inherit' });
   await new Promise((r) => build.on('exit', r));
   const redis = new Redis(REDIS_URL);
-  const { key } = await new ApiKeyStore(redis, PREFIX).create({ tenant: 'bench', name: 'bench', scopes: ['infer'], now: Date.now() });
+  const { key } = await new ApiKeyStore(redis, new RedisKeys(PREFIX).shared).create({ tenant: 'bench', name: 'bench', scopes: ['infer'], now: Date.now() });
   const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 40, g: 120, b: 200 } } }).png().toBuffer();
   const body = JSON.stringify({
     model: 'tiny-random',

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
 
 /**
  * What a kind of key must do to count as bounded:
@@ -11,7 +12,6 @@ interface KindRule {
   rule: 'ttl' | 'bullmq' | 'registry' | 'pending' | 'static';
 }
 
-const BULL = 'bull:inference:';
 const BULL_STATE_SETS = ['wait', 'active', 'paused', 'delayed', 'prioritized', 'completed', 'failed', 'waiting-children'];
 
 const RULES: KindRule[] = [
@@ -59,7 +59,9 @@ export async function keySnapshot(redis: Redis, prefix: string, liveWorkers = 1)
   } while (cursor !== '0');
   const groups = new Map<KindRule, string[]>();
   for (const key of all) {
-    const rest = key.slice(prefix.length + 1);
+    // Shared keys carry the deployment's hash tag after the prefix (see RedisKeys); the kind follows it.
+    const shared = `${new RedisKeys(prefix).shared}:`;
+    const rest = key.startsWith(shared) ? key.slice(shared.length) : key.slice(prefix.length + 1);
     const rule = RULES.find((r) => r.match(rest)) ?? OTHER;
     groups.set(rule, [...(groups.get(rule) ?? []), key]);
   }
@@ -76,14 +78,14 @@ export async function keySnapshot(redis: Redis, prefix: string, liveWorkers = 1)
         why = bounded ? '' : `no TTL: ${withoutTtl.slice(0, 2).join(', ')}`;
         break;
       case 'registry': {
-        const members = await redis.zcard(`${prefix}:workers`);
-        const hashesWithoutTtl = withoutTtl.filter((k) => k !== `${prefix}:workers`);
+        const members = await redis.zcard(new RedisKeys(prefix).workers());
+        const hashesWithoutTtl = withoutTtl.filter((k) => k !== new RedisKeys(prefix).workers());
         bounded = members <= liveWorkers && hashesWithoutTtl.length === 0;
         why = bounded ? '' : `${members} registered for ${liveWorkers} live`;
         break;
       }
       case 'pending': {
-        const members = keys.length > 0 ? await redis.zcard(`${prefix}:pending-jobs`) : 0;
+        const members = keys.length > 0 ? await redis.zcard(new RedisKeys(prefix).pendingJobs()) : 0;
         // Pending = created and not yet claimed: never more than the queue's backlog plus jobs in flight.
         const backlog = await queued(redis, prefix);
         bounded = members <= backlog + 50;
@@ -91,7 +93,7 @@ export async function keySnapshot(redis: Redis, prefix: string, liveWorkers = 1)
         break;
       }
       case 'bullmq': {
-        const q = `${prefix}:${BULL}`;
+        const q = bullQueue(prefix);
         const sizes = await Promise.all(BULL_STATE_SETS.map(async (s) => setSize(redis, `${q}${s}`)));
         const inStates = sizes.reduce((a, b) => a + b, 0);
         const jobHashes = keys.filter((k) => /^[^:]+$/.test(k.slice(q.length)) && !BULL_STATE_SETS.includes(k.slice(q.length)) && !['id', 'meta', 'events', 'marker', 'stalled-check', 'limiter', 'pc', 'stalled'].includes(k.slice(q.length)));
@@ -119,7 +121,12 @@ async function setSize(redis: Redis, key: string): Promise<number> {
 }
 
 async function queued(redis: Redis, prefix: string): Promise<number> {
-  const q = `${prefix}:${BULL}`;
+  const q = bullQueue(prefix);
   const sizes = await Promise.all(['wait', 'active', 'delayed', 'prioritized', 'paused'].map((s) => setSize(redis, `${q}${s}`)));
   return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** The inference queue's BullMQ key prefix, with the trailing colon. */
+function bullQueue(prefix: string): string {
+  return `${new RedisKeys(prefix).bull()}:${INFERENCE_QUEUE}:`;
 }

@@ -85,7 +85,7 @@ export class ChaosStack {
 
   /** Per-tenant overrides, as the admin API stores them. */
   async setTenant(tenant: Tenant, overrides: Record<string, unknown>): Promise<void> {
-    await this.redis.set(`${this.prefix}:tenant:${tenant}`, JSON.stringify(overrides));
+    await this.redis.set(`${this.keys.shared}:tenant:${tenant}`, JSON.stringify(overrides));
   }
 
   async record(id: string): Promise<Record<string, string>> {

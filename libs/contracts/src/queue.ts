@@ -9,21 +9,40 @@ export type AutoscalePart = 'arrivals' | 'completions' | 'work' | 'loading' | 's
 /**
  * Redis key builders. Every key the product writes outside BullMQ's own goes
  * through here, so that a prefix isolates deployments (and tests) completely.
+ *
+ * The layout is chosen for Redis Cluster, where a script or transaction may
+ * only touch keys of one hash slot, and is the same on every Redis:
+ * - `shared` keys carry the tag `{<prefix>}`: BullMQ's queue (its scripts
+ *   need one slot) and the control plane that is read and written together
+ *   with it or with each other (limits, quotas, API keys, tenant settings,
+ *   the worker registry, the pending and recent-job indexes, autoscaling
+ *   signals, the audit log). They are a few commands per request.
+ * - a job's keys carry the tag `{<job id>}`: its record, event stream, event
+ *   channel (sharded pub/sub) and sync-waiter count, which its scripts touch
+ *   together. Per-token traffic lands here, so it spreads over the shards.
+ * - images, answers, vision features and idempotency records are single
+ *   keys, untagged: they spread by their own name.
+ * Every key starts with `<prefix>:`, so `SCAN MATCH <prefix>:*` finds them all.
  */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  /** Prefix of the keys that share the control plane's slot (see the class comment). */
+  readonly shared: string;
+
+  constructor(readonly prefix: string) {
+    this.shared = `${prefix}:{${prefix}}`;
+  }
 
   /** Public job record (hash): tenant, status, timestamps, result or error. */
   job(id: string): string {
-    return `${this.prefix}:job:${id}`;
+    return `${this.prefix}:job:{${id}}`;
   }
   /** Event stream of one job: status changes, tokens, the final result. */
   events(id: string): string {
-    return `${this.prefix}:events:${id}`;
+    return `${this.prefix}:events:{${id}}`;
   }
-  /** Pub/sub channel that announces new entries of one job's event stream. */
+  /** Sharded pub/sub channel (SPUBLISH) that announces new entries of one job's event stream; in its job's slot. */
   eventsChannel(id: string): string {
-    return `${this.prefix}:events-ch:${id}`;
+    return `${this.prefix}:events-ch:{${id}}`;
   }
   /** Validated image bytes, stored once under their SHA-256. */
   image(sha256: string): string {
@@ -33,9 +52,9 @@ export class RedisKeys {
   idempotency(tenant: string, keyHash: string): string {
     return `${this.prefix}:idem:${tenant}:${keyHash}`;
   }
-  /** BullMQ key prefix (BullMQ appends `:<queue>:…`). */
+  /** BullMQ key prefix (BullMQ appends `:<queue>:…`); hash-tagged, as BullMQ requires on a Cluster. */
   bull(): string {
-    return `${this.prefix}:bull`;
+    return `${this.shared}:bull`;
   }
   /** Image features of the vision encoder (cache Redis); `key` names image, model revision and dtype. */
   features(key: string): string {
@@ -47,19 +66,19 @@ export class RedisKeys {
   }
   /** Sorted set of worker ids scored by their last heartbeat (ms). */
   workers(): string {
-    return `${this.prefix}:workers`;
+    return `${this.shared}:workers`;
   }
   /** Hash describing one worker: model, dtype, device, pid, started time. */
   worker(id: string): string {
-    return `${this.prefix}:worker:${id}`;
+    return `${this.shared}:worker:${id}`;
   }
   /** Hash of model id → number of workers that failed to load it (they exit, so they report here). */
   modelLoadFailures(): string {
-    return `${this.prefix}:model-load-failures`;
+    return `${this.shared}:model-load-failures`;
   }
   /** Ids of a tenant's most recent jobs, newest first (the console's job list). */
   tenantJobs(tenant: string): string {
-    return `${this.prefix}:tenant-jobs:${tenant}`;
+    return `${this.shared}:tenant-jobs:${tenant}`;
   }
   /**
    * Sorted set of job ids scored by creation time (ms), from record creation
@@ -67,21 +86,22 @@ export class RedisKeys {
    * that never reached the queue.
    */
   pendingJobs(): string {
-    return `${this.prefix}:pending-jobs`;
+    return `${this.shared}:pending-jobs`;
   }
-  /** Counter of the clients (any gateway) waiting on a sync job's answer; the last one to give up cancels a queued job. */
+  /** Counter of the clients (any gateway) waiting on a sync job's answer; the last one to give up cancels a queued job. In its job's slot. */
   syncWaiters(id: string): string {
-    return `${this.prefix}:sync-waiters:${id}`;
+    return `${this.prefix}:sync-waiters:{${id}}`;
   }
   /**
    * Autoscaling signals of one BullMQ queue (libs/autoscaling/src/signals owns what each part holds):
    * counters the gateways and workers publish, the workers loading a model, start-up times, and the
-   * per-second and per-minute history the scaler records.
+   * per-second and per-minute history the scaler records. In the queue's slot: the scaler reads them
+   * in one transaction with BullMQ's keys.
    */
   autoscale(queue: string, part: AutoscalePart): string {
-    return `${this.prefix}:autoscale:${queue}:${part}`;
+    return `${this.shared}:autoscale:${queue}:${part}`;
   }
-  /** Pub/sub channel on which cancellations are broadcast to workers. */
+  /** Pub/sub channel on which cancellations are broadcast to workers (classic PUBLISH: every worker hears it). */
   cancelChannel(): string {
     return `${this.prefix}:cancel`;
   }

@@ -5,10 +5,10 @@ import { RedisKeys, type JobEvent } from '@fastvlm/contracts';
 import { EventHub, type StreamedEvent } from './event-hub';
 import { cleanupPrefix, TEST_REDIS_URL, testPrefix } from './test-redis';
 
-/** What the job store's scripts do: append to the stream and announce the entry, atomically. */
+/** What the job store's scripts do: append to the stream and announce the entry on the job's sharded channel, atomically. */
 const APPEND = `
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
-if ARGV[3] == '1' then redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2]) end
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+if ARGV[2] == '1' then redis.call('SPUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) end
 return id
 `;
 
@@ -22,7 +22,7 @@ describe('EventHub', () => {
   let cmd: Redis;
   const opened: Redis[] = [];
   const append = (job: string, e: JobEvent, publish = true): Promise<unknown> =>
-    writer.eval(APPEND, 1, keys.events(job), keys.eventsChannel(job), JSON.stringify(e), publish ? '1' : '0');
+    writer.eval(APPEND, 2, keys.events(job), keys.eventsChannel(job), JSON.stringify(e), publish ? '1' : '0');
   const subscriber = (name: string): Redis => {
     const s = new Redis(TEST_REDIS_URL, { connectionName: name, maxRetriesPerRequest: null, retryStrategy: () => 20 });
     opened.push(s);
@@ -40,7 +40,7 @@ describe('EventHub', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
   };
-  const numsub = async (channel: string): Promise<number> => Number(((await writer.pubsub('NUMSUB', channel)) as [string, number])[1]);
+  const numsub = async (channel: string): Promise<number> => Number(((await writer.pubsub('SHARDNUMSUB', channel)) as [string, number])[1]);
   const killClient = async (name: string): Promise<void> => {
     const list = (await writer.client('LIST')) as string;
     const line = list.split('\n').find((l) => l.includes(` name=${name} `));
@@ -80,7 +80,7 @@ describe('EventHub', () => {
   });
 
   it('after a reconnect, reads the stream only once the subscription is live again, so nothing published meanwhile is lost', async () => {
-    // The subscriber reaches Redis over a link that, once reconnected, is slow: its re-SUBSCRIBE lands after the write below.
+    // The subscriber reaches Redis over a link that, once reconnected, is slow: its re-SSUBSCRIBE lands after the write below.
     const link = await slowLink(TEST_REDIS_URL);
     const name = `${prefix}-re`;
     const sub = new Redis(link.url, { connectionName: name, maxRetriesPerRequest: null, retryStrategy: () => 20 });
@@ -94,7 +94,7 @@ describe('EventHub', () => {
     await until('the follower to subscribe', async () => (await numsub(channel)) === 1);
     await append('j-re', token(0));
     await until('the live entry', () => seen.length === 1);
-    // Written the moment the connection is ready again, before its re-SUBSCRIBE is acknowledged.
+    // Written the moment the connection is ready again, before its re-SSUBSCRIBE is acknowledged.
     const during: { write: Promise<unknown> | null } = { write: null };
     sub.once('ready', () => {
       during.write = append('j-re', token(1));
@@ -175,7 +175,7 @@ describe('EventHub', () => {
  * A TCP link to Redis whose new connections, once `slowFromNowOn` is called,
  * deliver each command the client sends `ms` after the previous one (in order):
  * a congested network path. Per command, not per chunk, so that two commands
- * written back to back (ioredis's re-SUBSCRIBE and the hub's own) arrive `ms`
+ * written back to back (ioredis's re-SSUBSCRIBE and the hub's own) arrive `ms`
  * apart every time rather than only when the kernel happens to split them.
  */
 async function slowLink(redisUrl: string): Promise<{ url: string; slowFromNowOn: (ms: number) => void; close: () => void }> {

@@ -44,7 +44,8 @@ export class EventHub {
     opts: EventHubOptions = {},
   ) {
     this.idleResyncMs = opts.idleResyncMs ?? 5_000;
-    sub.on('message', (channel: string, message: string) => {
+    // Job channels are sharded (SPUBLISH): on a Cluster each lives on its job's shard.
+    sub.on('smessage', (channel: string, message: string) => {
       const space = message.indexOf(' ');
       if (space < 0) return;
       const entryId = message.slice(0, space);
@@ -52,11 +53,11 @@ export class EventHub {
       for (const l of this.channels.get(channel)?.listeners ?? []) l(entryId, json);
     });
     // After a reconnect, pub/sub messages sent meanwhile are gone: re-read the streams.
-    // ioredis emits `ready` before it even sends the re-SUBSCRIBE, so a read done at
+    // ioredis emits `ready` before it even sends the re-SSUBSCRIBE, so a read done at
     // once could miss an entry published before the subscription is live again:
-    // read only once our own SUBSCRIBE, queued behind ioredis's, is acknowledged.
+    // read only once our own SSUBSCRIBE, queued behind ioredis's, is acknowledged.
     // Followers hold live messages meanwhile: one published after ioredis's
-    // re-SUBSCRIBE but before ours would otherwise be consumed ahead of the
+    // re-SSUBSCRIBE but before ours would otherwise be consumed ahead of the
     // entries the read is about to find, and those would then look like repeats.
     sub.on('ready', () => {
       const waiting = [...this.resyncs];
@@ -71,7 +72,7 @@ export class EventHub {
     const channels = [...this.channels.keys()];
     if (channels.length === 0) return;
     // A failure means the connection dropped again: its next `ready` comes back here.
-    await this.sub.subscribe(...channels).catch(() => undefined);
+    await this.sub.ssubscribe(...channels).catch(() => undefined);
   }
 
   /**
@@ -173,7 +174,7 @@ export class EventHub {
   private async addListener(channel: string, l: Listener): Promise<void> {
     let entry = this.channels.get(channel);
     if (!entry) {
-      entry = { listeners: new Set(), subscribed: this.sub.subscribe(channel) };
+      entry = { listeners: new Set(), subscribed: this.sub.ssubscribe(channel) };
       this.channels.set(channel, entry);
     }
     entry.listeners.add(l);
@@ -193,7 +194,7 @@ export class EventHub {
     entry.listeners.delete(l);
     if (entry.listeners.size === 0) {
       this.channels.delete(channel);
-      await this.sub.unsubscribe(channel).catch(() => undefined);
+      await this.sub.sunsubscribe(channel).catch(() => undefined);
     }
   }
 }

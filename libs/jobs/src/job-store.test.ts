@@ -52,9 +52,14 @@ describe('JobStore and EventHub on real Redis', () => {
     const gone = keys.image('cd'.repeat(32));
     expect(await store.createWith({ ...job, id: 'job_image_gone' }, { key: gone, ttlSeconds: 600 })).toEqual({ created: true, dependencyFound: false });
     expect(await redis.exists(gone)).toBe(0);
-    // A taken id changes nothing, not even the TTL of a live record.
-    expect(await store.createWith(job, { key: keys.job(job.id), ttlSeconds: 1 })).toEqual({ created: false, dependencyFound: false });
+    // A taken id changes nothing of the live job (its record, its TTL), and the job is still listed once
+    // (first again: the list is written before the record is checked, in another slot).
+    await store.start(job.id, 2000);
+    const before = await store.get(job.id);
+    expect(await store.createWith({ ...job, createdAt: 3000 }, { key: image, ttlSeconds: 600 })).toEqual({ created: false, dependencyFound: true });
+    expect(await store.get(job.id)).toEqual(before);
     expect(await redis.ttl(keys.job('job_with_image'))).toBeGreaterThan(50);
+    expect((await store.recent('imgco', 10)).map((r) => r.id)).toEqual(['job_with_image', 'job_image_gone']);
   });
 
   it('stores a result exactly once even when two runs finish', async () => {

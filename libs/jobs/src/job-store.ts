@@ -8,7 +8,7 @@ import {
   type SerializedError,
   JOB_STATUSES,
 } from '@fastvlm/contracts';
-import { APPEND_IF_CURRENT, CREATE, MOVE_TO, MOVE_TO_ALLOW_OOM, START, SWEEP_PENDING } from './job-scripts';
+import { APPEND_IF_CURRENT, CREATE, INDEX_NEW, MOVE_TO, MOVE_TO_ALLOW_OOM, START, SWEEP_PENDING } from './job-scripts';
 import type { LuaScript } from './lua-script';
 
 /** A key a new job needs to outlive the job's wait in the queue. */
@@ -75,32 +75,27 @@ export class JobStore {
   }
 
   /**
-   * Creates a queued job and, in the same round trip, refreshes the TTL of
-   * `dependency` (the job's image), saying whether it still exists.
+   * Creates a queued job and refreshes the TTL of `dependency` (the job's
+   * image), saying whether it still exists. The job is indexed (pending, the
+   * tenant's recent list) first, with the image's TTL alongside, then the
+   * record is written: two round trips, because on a Cluster the index, the
+   * image and the job live in different slots.
    * The record and its events expire `JOB_TTL_S` after the deadline (after
    * creation without one) unless the job ends first, whatever happens to it.
    */
   async createWith(job: NewJob, dependency: JobDependency | null): Promise<{ created: boolean; dependencyFound: boolean }> {
     const event: JobEvent = { type: 'status', status: 'queued' };
     const untilDeadline = job.deadline !== undefined ? Math.ceil(Math.max(0, job.deadline - job.createdAt) / 1000) : 0;
-    const [created, found] = (await CREATE.run(
+    const [, found] = await Promise.all([
+      INDEX_NEW.run(this.redis, [this.keys.pendingJobs(), this.keys.tenantJobs(job.tenant)], [job.id, job.createdAt, RECENT_JOBS, this.ttlSeconds]),
+      dependency ? this.redis.expire(dependency.key, dependency.ttlSeconds) : Promise.resolve(0),
+    ]);
+    const created = await CREATE.run(
       this.redis,
+      [this.keys.job(job.id), this.keys.events(job.id), this.keys.eventsChannel(job.id)],
       [
-        this.keys.job(job.id),
-        this.keys.events(job.id),
-        this.keys.tenantJobs(job.tenant),
-        this.keys.pendingJobs(),
-        ...(dependency ? [dependency.key] : []),
-      ],
-      [
-        this.keys.eventsChannel(job.id),
         JSON.stringify(event),
-        RECENT_JOBS,
-        this.ttlSeconds,
-        dependency?.ttlSeconds ?? 0,
         untilDeadline + this.ttlSeconds,
-        job.id,
-        job.createdAt,
         'id',
         job.id,
         'tenant',
@@ -113,20 +108,24 @@ export class JobStore {
         job.createdAt,
         ...(job.deadline !== undefined ? ['deadline', job.deadline] : []),
       ],
-    )) as [number, number];
+    );
     return { created: created === 1, dependencyFound: found === 1 };
   }
 
   /** The tenant's most recent jobs that still exist, newest first. */
   async recent(tenant: string, limit: number): Promise<JobRecord[]> {
-    const ids = await this.redis.lrange(this.keys.tenantJobs(tenant), 0, Math.min(limit, RECENT_JOBS) - 1);
+    const listed = await this.redis.lrange(this.keys.tenantJobs(tenant), 0, Math.min(limit, RECENT_JOBS) - 1);
+    // The list is written apart from the record (another slot), so a re-used id may appear twice.
+    const ids = [...new Set(listed)];
     const records = await Promise.all(ids.map((id) => this.get(id)));
     return records.filter((r): r is JobRecord => r !== null && r.tenant === tenant);
   }
 
   /** Removes a record that never got a queue job (the enqueue was de-duplicated onto another job). */
   async discard(id: string): Promise<void> {
-    await this.redis.multi().del(this.keys.job(id), this.keys.events(id)).zrem(this.keys.pendingJobs(), id).exec();
+    // Two slots: the job's keys, then the shared index (an id left there alone is dropped by the sweeper).
+    await this.redis.del(this.keys.job(id), this.keys.events(id));
+    await this.redis.zrem(this.keys.pendingJobs(), id);
   }
 
   async get(id: string): Promise<JobRecord | null> {
@@ -166,11 +165,13 @@ export class JobStore {
     const event: JobEvent = { type: 'status', status: 'running' };
     const [kind, status, attempt] = (await START.run(
       this.redis,
-      [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs()],
+      [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)],
       // A queue that does not count claims (0) gets the next number rather than a refusal.
-      [this.keys.eventsChannel(id), JSON.stringify(event), now, claim !== undefined && claim > 0 ? claim : '', id],
+      [JSON.stringify(event), now, claim !== undefined && claim > 0 ? claim : ''],
     )) as [string, string, number];
     const outcome = this.outcome(id, kind, status);
+    // Claimed jobs leave the pending index (after a crash right here, the sweeper finds it running and drops it).
+    if (outcome.ok) await this.unindex(id);
     return outcome.ok ? { ...outcome, attempt: Number(attempt) } : outcome;
   }
 
@@ -232,11 +233,7 @@ export class JobStore {
    */
   async appendToken(id: string, index: number, text: string, attempt: number): Promise<boolean> {
     const event: JobEvent = { type: 'token', index, text, attempt };
-    const r = await APPEND_IF_CURRENT.run(
-      this.redis,
-      [this.keys.job(id), this.keys.events(id)],
-      [this.keys.eventsChannel(id), JSON.stringify(event), attempt],
-    );
+    const r = await APPEND_IF_CURRENT.run(this.redis, [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)], [JSON.stringify(event), attempt]);
     return r !== null;
   }
 
@@ -247,15 +244,21 @@ export class JobStore {
 
   /**
    * Fails a pending job with `error` if it is still queued and `queueJobKey`
-   * (its queue job) does not exist; otherwise only drops it from the index.
+   * (its queue job) does not exist; either way drops it from the index. The
+   * queue is checked first, in its own slot: an enqueue landing between that
+   * check and the record's would meet a failed record and be refused by the
+   * worker, which needs a gateway stalled for the whole sweep grace between
+   * writing the record and enqueueing.
    */
   async sweepPending(id: string, queueJobKey: string, error: SerializedError, now: number): Promise<SweepOutcome> {
     const event: JobEvent = { type: 'error', error };
+    const enqueued = (await this.redis.exists(queueJobKey)) === 1;
     const r = await SWEEP_PENDING.run(
       this.redis,
-      [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs(), queueJobKey],
-      [this.keys.eventsChannel(id), JSON.stringify(event), this.ttlSeconds, id, now, JSON.stringify(error)],
+      [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)],
+      [JSON.stringify(event), this.ttlSeconds, now, JSON.stringify(error), enqueued ? '1' : '0'],
     );
+    await this.unindex(id);
     const known: SweepOutcome | undefined = r === 'lost' || r === 'enqueued' || r === 'missing' ? r : JOB_STATUSES.find((s) => s === r);
     if (!known) throw new Error(`sweeping job ${id} answered "${String(r)}"`);
     return known;
@@ -272,10 +275,21 @@ export class JobStore {
     unindex: boolean,
     fields: Record<string, string | number>,
   ): Promise<TransitionOutcome> {
-    const args: (string | number)[] = [this.keys.eventsChannel(id), from.join(','), to, JSON.stringify(event), ttl, attempt ?? '', unindex ? id : ''];
+    const args: (string | number)[] = [from.join(','), to, JSON.stringify(event), ttl, attempt ?? ''];
     for (const [k, v] of Object.entries(fields)) args.push(k, v);
-    const [kind, status] = (await script.run(this.redis, [this.keys.job(id), this.keys.events(id), this.keys.pendingJobs()], args)) as [string, string];
-    return this.outcome(id, kind, status);
+    const [kind, status] = (await script.run(this.redis, [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)], args)) as [string, string];
+    const outcome = this.outcome(id, kind, status);
+    if (outcome.ok && unindex) await this.unindex(id);
+    return outcome;
+  }
+
+  /**
+   * Drops a job from the pending index (the shared slot). Best effort: the
+   * transition it follows has happened, and an id left behind is dropped by
+   * the sweeper once it sees the record is no longer queued.
+   */
+  private async unindex(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.pendingJobs(), id).catch(() => undefined);
   }
 
   private outcome(id: string, kind: string, status: string): TransitionOutcome {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
+import { asCluster } from './redis';
 import { TickBatch } from './tick-batch';
 
 /** Most calls one batched script runs: a batch is one Redis command, and Redis serves nothing else while it runs. */
@@ -23,6 +25,11 @@ interface Call {
  * alone runs the script itself. The price: a call goes out when the phase
  * ends, after commands issued later without waiting for it, so batch only
  * scripts whose callers await them before anything that depends on them.
+ *
+ * On a Redis Cluster a command may only touch keys of one hash slot, so a
+ * batch is split by slot (each call's keys must share one, as every script
+ * here declares): calls of one slot still run as one command, and the slots'
+ * commands go out together.
  */
 export class LuaScript {
   private readonly one: ScriptSource;
@@ -39,8 +46,9 @@ export class LuaScript {
     if (!batched) return this.one.run(redis, keys, args);
     let batch = this.batches.get(redis);
     if (!batch) {
+      const many = asCluster(redis) ? runPerSlot : runMany;
       batch = new TickBatch<Call, unknown>(
-        (calls) => runMany(batched, redis, calls),
+        (calls) => many(batched, this.one, redis, calls),
         (c) => this.one.run(redis, c.keys, c.args),
         MAX_BATCH,
       );
@@ -51,12 +59,38 @@ export class LuaScript {
 }
 
 /** Runs a batch through the wrapper script (see `batchSource`); one reply per call. */
-async function runMany(batched: ScriptSource, redis: Redis, calls: Call[]): Promise<unknown[]> {
+async function runMany(batched: ScriptSource, _one: ScriptSource, redis: Redis, calls: Call[]): Promise<unknown[]> {
   const header: number[] = [calls.length];
   for (const c of calls) header.push(c.keys.length, c.args.length);
   const replies = await batched.run(redis, calls.flatMap((c) => c.keys), [...header, ...calls.flatMap((c) => c.args)]);
   if (!Array.isArray(replies)) throw new Error('a batched script did not answer with an array');
   return replies as unknown[];
+}
+
+/** `runMany` once per hash slot of the calls' first keys (a call alone in its slot runs the plain script). */
+async function runPerSlot(batched: ScriptSource, one: ScriptSource, redis: Redis, calls: Call[]): Promise<unknown[]> {
+  const bySlot = new Map<number, number[]>();
+  calls.forEach((c, i) => {
+    const slot = c.keys.length > 0 ? calculateSlot(c.keys[0] as string) : 0;
+    const group = bySlot.get(slot);
+    if (group) group.push(i);
+    else bySlot.set(slot, [i]);
+  });
+  const replies = new Array<unknown>(calls.length);
+  await Promise.all(
+    [...bySlot.values()].map(async (indices) => {
+      const group = indices.map((i) => calls[i] as Call);
+      if (group.length === 1) {
+        const c = group[0] as Call;
+        // An error is this call's alone, as in a batch.
+        replies[indices[0] as number] = await one.run(redis, c.keys, c.args).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+        return;
+      }
+      const out = await runMany(batched, one, redis, group);
+      indices.forEach((i, k) => (replies[i] = out[k]));
+    }),
+  );
+  return replies;
 }
 
 class ScriptSource {

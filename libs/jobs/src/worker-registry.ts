@@ -6,18 +6,23 @@ import { LuaScript } from './lua-script';
 const PRUNE_LIMIT = 100;
 
 /**
- * Removes workers whose last heartbeat is older than ARGV[1] (ms): their
- * member of the set (KEYS[1]) and their hash (ARGV[3] .. id), at most
- * ARGV[2] of them. The hash key is built here because the ids are only
- * known inside the script (the queue Redis is never a cluster).
+ * Removes the given workers whose last heartbeat is still older than ARGV[1]
+ * (ms): their member of the set (KEYS[1]) and their hash (KEYS[1 + i] for
+ * ARGV[1 + i]). The candidates are read first, outside the script, so that
+ * every key it touches is declared (a Cluster requires it); the score is
+ * checked again here, so a worker that beat in between stays.
  */
 const PRUNE = new LuaScript(`
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('DEL', ARGV[3] .. id)
+local n = 0
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= tonumber(ARGV[1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
 end
-return #ids
+return n
 `);
 
 export interface WorkerInfo {
@@ -81,7 +86,10 @@ export class WorkerRegistry {
    * stale periods (their hash has expired by then too); returns how many.
    */
   async prune(now: number, limit = PRUNE_LIMIT): Promise<number> {
-    const n = await PRUNE.run(this.redis, [this.keys.workers()], [now - this.staleAfterMs * 4, limit, this.keys.worker('')]);
+    const cutoff = now - this.staleAfterMs * 4;
+    const ids = await this.redis.zrangebyscore(this.keys.workers(), '-inf', cutoff, 'LIMIT', 0, limit);
+    if (ids.length === 0) return 0;
+    const n = await PRUNE.run(this.redis, [this.keys.workers(), ...ids.map((id) => this.keys.worker(id))], [cutoff, ...ids]);
     return Number(n);
   }
 

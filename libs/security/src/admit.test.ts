@@ -55,6 +55,13 @@ describe('Authenticator.admit: authentication and request limits in one step', (
     const first = await a.admit(`Bearer ${key}`, limiter, plan('one'));
     expect(first.principal).toMatchObject({ tenant: 'solo', keyId: record.id, scopes: ['infer'] });
     expect(first.limits[0]).toMatchObject({ name: 'key_requests', limit: 50, remaining: 49 });
+    // The first use records last_used_at in the background (loading its script on a fresh Redis takes a
+    // second round trip); let it land, so that only the second request's commands are counted.
+    const deadline = Date.now() + 5_000;
+    while ((await store.get(record.id))?.lastUsedAt === null) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the first use to be recorded');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const sent = vi.spyOn(redis, 'sendCommand');
     try {
       const second = await a.admit(`Bearer ${key}`, limiter, plan('one'));

@@ -1,4 +1,4 @@
-import { redisTargets } from '@fastvlm/contracts';
+import { RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { createRedis, waitReady } from '@fastvlm/jobs';
 import { AuditLog } from './audit-log';
 import { loadCliConfig } from './cli-config';
@@ -12,8 +12,9 @@ async function main(): Promise<number> {
   try {
     await waitReady(redis, 5000);
     return await runKeysCli(process.argv.slice(2), {
-      store: new ApiKeyStore(redis, cfg.FASTVLM_REDIS_PREFIX),
-      audit: new AuditLog(redis, cfg.FASTVLM_REDIS_PREFIX),
+      // The gateway's own key layout: API keys and the audit log live in the shared slot.
+      store: new ApiKeyStore(redis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX).shared),
+      audit: new AuditLog(redis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX).shared),
       out: (line) => console.log(line),
     });
   } finally {

@@ -38,7 +38,7 @@ describe('JobQuota under faults', () => {
   });
 
   it('frees the slot of a job whose record is past its deadline, whatever its status says', async () => {
-    const quota = new JobQuota(redis, prefix, `${prefix}:job:`, { graceMs: 50 });
+    const quota = new JobQuota(redis, prefix, jobKey, { graceMs: 50 });
     const now = Date.now();
     await quota.admit('dead', 'd1', 1, S, now);
     // A job whose worker died for good: still `running`, but its deadline has passed.
@@ -48,7 +48,7 @@ describe('JobQuota under faults', () => {
   });
 
   it('still counts a running job whose deadline is ahead', async () => {
-    const quota = new JobQuota(redis, prefix, `${prefix}:job:`, { graceMs: 50 });
+    const quota = new JobQuota(redis, prefix, jobKey, { graceMs: 50 });
     const now = Date.now();
     await quota.admit('alive', 'a1', 1, S, now);
     await redis.hset(jobKey('a1'), 'status', 'running', 'deadline', now + 60_000);
@@ -56,7 +56,7 @@ describe('JobQuota under faults', () => {
   });
 
   it('drops a refund that arrives after the window its tokens were reserved in', async () => {
-    const quota = new JobQuota(redis, prefix, `${prefix}:job:`, { windowMs: 150 });
+    const quota = new JobQuota(redis, prefix, jobKey, { windowMs: 150 });
     const s = { ...S, maxInFlightJobs: 99, maxQueuedJobs: 99 };
     const long = await quota.admit('win', 'w1', 995, s, Date.now());
     await until('the first window to end', async () => (await redis.exists(quota.tokensKey('win'))) === 0);
@@ -68,7 +68,7 @@ describe('JobQuota under faults', () => {
   });
 
   it('takes a refund within the window the tokens were reserved in', async () => {
-    const quota = new JobQuota(redis, prefix, `${prefix}:job:`, { windowMs: 60_000 });
+    const quota = new JobQuota(redis, prefix, jobKey, { windowMs: 60_000 });
     const s = { ...S, maxInFlightJobs: 99, maxQueuedJobs: 99 };
     const a = await quota.admit('same', 's1', 800, s, Date.now());
     await quota.refundTokens(a.reservation, 700);

@@ -9,20 +9,26 @@ import type { TenantSettings } from './tenant-settings';
  * - tokens: the job reserves its `max_tokens` in the tenant's tokens-per-window counter;
  * - in flight / queued: the tenant's unfinished jobs live in a sorted set
  *   (score = admission time). Counting is O(1) while the set is below both
- *   caps; at a cap, finished, failed, cancelled and expired jobs are pruned
- *   by reading each job's status, so no writer has to remember to decrement.
- *   A member without a job record yet counts as queued for `grace` ms (its
- *   record is being written). A record past its `deadline` (epoch ms) is dead
- *   whatever its status says: a job that nobody will finish (its worker died,
- *   its queue entry is gone) must not hold the slot until its record expires.
+ *   caps. At a cap the script answers {2} and the caller reads each member's
+ *   job record (in the members' own slots: a script may only touch declared
+ *   keys of one slot) and calls again with what it found, one letter per
+ *   member: `q` queued, `r` running, `x` ended, `m` no record. Ended members
+ *   are pruned, so no writer has to remember to decrement. A member without
+ *   a record counts as queued for `grace` ms (its record is being written);
+ *   one that joined after the read counts as queued. A record past its
+ *   deadline counts as ended whatever its status says (the caller decides):
+ *   a job that nobody will finish must not hold the slot until it expires.
+ *   Statuses only move forward, so a status read a moment ago can only
+ *   overcount, never admit past a cap.
  *
  * The tokens window is a hash {used, win}: `win` names the window (the id of
  * the job that opened it), so that a refund can tell whether the window its
  * reservation was made in still runs.
  *
  * KEYS: tokens window, jobs set.
- * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, job key prefix, grace ms, set ttl ms.
- * Reply: {1, '', used, ttl ms, live, queued, window id} or {0, limit name, value, retry ms}.
+ * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, grace ms, set ttl ms,
+ *       then, on the second call, 'read' and (member, letter) pairs.
+ * Reply: {1, '', used, ttl ms, live, queued, window id}, {0, limit name, value, retry ms} or {2} (read the members).
  */
 const ADMIT = new LuaScript(`
 local cost, maxT, win = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -37,17 +43,17 @@ local maxIn, maxQ = tonumber(ARGV[6]), tonumber(ARGV[7])
 local live = redis.call('ZCARD', KEYS[2])
 local queued = live
 if live >= math.min(maxIn, maxQ) then
-  local now, grace = tonumber(ARGV[5]), tonumber(ARGV[9])
+  if ARGV[10] ~= 'read' then return {2} end
+  local seen = {}
+  for i = 11, #ARGV, 2 do seen[ARGV[i]] = ARGV[i + 1] end
+  local now, grace = tonumber(ARGV[5]), tonumber(ARGV[8])
   local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
   live, queued = 0, 0
   for i = 1, #members, 2 do
     local id, at = members[i], tonumber(members[i + 1])
-    local rec = redis.call('HMGET', ARGV[8] .. id, 'status', 'deadline')
-    local st, dl = rec[1], tonumber(rec[2])
-    if st and dl and dl < now then st = 'past_deadline' end
-    if st == 'queued' then live = live + 1; queued = queued + 1
-    elseif st == 'running' then live = live + 1
-    elseif (not st) and at > now - grace then live = live + 1; queued = queued + 1
+    local st = seen[id]
+    if st == nil or st == 'q' or (st == 'm' and at > now - grace) then live = live + 1; queued = queued + 1
+    elseif st == 'r' then live = live + 1
     else redis.call('ZREM', KEYS[2], id) end
   end
   if live >= maxIn then return {0, 'tenant_in_flight', live, 0} end
@@ -61,7 +67,7 @@ else
   redis.call('HINCRBY', KEYS[1], 'used', cost)
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[10])
+redis.call('PEXPIRE', KEYS[2], ARGV[9])
 return {1, '', used + cost, ttl, live + 1, queued + 1, window}
 `, { batch: true });
 
@@ -106,8 +112,8 @@ export class JobQuota {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    /** Prefix of job record keys (`RedisKeys.job('')`): the script reads their `status`. */
-    private readonly jobKeyPrefix: string,
+    /** A job's record key (`RedisKeys.job`): its `status` and `deadline` say whether the job still holds a slot. */
+    private readonly jobKey: (id: string) => string,
     opts: JobQuotaOptions = {},
   ) {
     this.windowMs = opts.windowMs ?? 60_000;
@@ -129,11 +135,11 @@ export class JobQuota {
     if (tokens > s.tokensPerMinute) {
       throw new AppError('invalid_request', `max_tokens ${tokens} is more than your limit of ${s.tokensPerMinute} generated tokens per minute.`, 'max_tokens');
     }
-    const r = (await ADMIT.run(
-      this.redis,
-      [this.tokensKey(tenant), this.jobsKey(tenant)],
-      [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.jobKeyPrefix, this.graceMs, this.setTtlMs],
-    )) as [number, string, number, number, number?, number?, string?];
+    const keys = [this.tokensKey(tenant), this.jobsKey(tenant)];
+    const args: (string | number)[] = [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.graceMs, this.setTtlMs];
+    type Reply = [number, string, number, number, number?, number?, string?];
+    let r = (await ADMIT.run(this.redis, keys, args)) as Reply;
+    if (r[0] === 2) r = (await ADMIT.run(this.redis, keys, [...args, 'read', ...(await this.readMembers(tenant, now))])) as Reply;
     const [ok, which, a, b] = r;
     if (ok === 1) {
       const states: LimitState[] = [
@@ -165,6 +171,19 @@ export class JobQuota {
           this.busyRetryMs,
         );
     }
+  }
+
+  /** The tenant's jobs as (id, letter) pairs for ADMIT's second call. */
+  private async readMembers(tenant: string, now: number): Promise<string[]> {
+    const ids = await this.redis.zrange(this.jobsKey(tenant), '0', '-1');
+    // One command per record (each in its own slot on a Cluster); they leave together.
+    const records = await Promise.all(ids.map((id) => this.redis.hmget(this.jobKey(id), 'status', 'deadline')));
+    return ids.flatMap((id, i) => {
+      const [status, deadline] = records[i] ?? [null, null];
+      if (!status) return [id, 'm'];
+      if (deadline && Number(deadline) < now) return [id, 'x'];
+      return [id, status === 'queued' ? 'q' : status === 'running' ? 'r' : 'x'];
+    });
   }
 
   /** Frees the slot of a job that was never enqueued (or de-duplicated, or answered from the cache). */

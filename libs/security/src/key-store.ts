@@ -52,20 +52,6 @@ export function keyFingerprint(h: Record<string, string>, tenantSettingsJson: st
   return createHash('sha1').update(parts.join('\n')).digest('hex');
 }
 
-/**
- * Reads the key's record and its tenant's settings in one round trip. The
- * settings key is derived from the record, so it is built in the script
- * (standalone Redis, as the rest of the product assumes).
- * KEYS: record. ARGV: tenant settings key prefix.
- */
-const LOOKUP = new LuaScript(`
-local rec = redis.call('HGETALL', KEYS[1])
-if #rec == 0 then return false end
-local tenant = ''
-for i = 1, #rec, 2 do if rec[i] == 'tenant' then tenant = rec[i + 1] end end
-return {rec, redis.call('GET', ARGV[1] .. tenant) or ''}
-`);
-
 /** Sets a field only on a record that exists (a touch must never resurrect a key). KEYS: record. ARGV: field, value. */
 const SET_IF_EXISTS = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -84,12 +70,6 @@ function toRecord(h: Record<string, string>): ApiKeyRecord | null {
     lastUsedAt: h.last_used_at ? Number(h.last_used_at) : null,
     revokedAt: h.revoked_at ? Number(h.revoked_at) : null,
   };
-}
-
-function pairsToObject(flat: string[]): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) o[flat[i] as string] = flat[i + 1] as string;
-  return o;
 }
 
 /**
@@ -149,12 +129,13 @@ export class ApiKeyStore {
 
   /** The record and tenant settings for a key digest, or null for an unknown key. */
   async lookup(digest: string): Promise<KeyLookup | null> {
-    const r = (await LOOKUP.run(this.redis, [this.recordKey(digest)], [this.tenantPrefix()])) as [string[], string] | null;
-    if (!r) return null;
-    const raw = pairsToObject(r[0]);
+    // Two reads, not one script: the settings key is named by the record, and a script must declare its keys.
+    // A change between them is harmless: every request's limit script compares both to this lookup's
+    // fingerprint, atomically, and a mismatch makes the gateway look the key up again.
+    const raw = await this.redis.hgetall(this.recordKey(digest));
     const record = toRecord(raw);
     if (!record) return null;
-    const tenantSettingsJson = r[1] === '' ? null : r[1];
+    const tenantSettingsJson = await this.redis.get(this.tenantSettingsKey(record.tenant));
     return { record, tenantSettingsJson, fingerprint: keyFingerprint(raw, tenantSettingsJson) };
   }
 

@@ -79,7 +79,7 @@ describe('JobQuota', () => {
   const jobKey = (id: string) => `${prefix}:job:${id}`;
   beforeAll(() => {
     redis = testRedis();
-    quota = new JobQuota(redis, prefix, `${prefix}:job:`, { graceMs: 50 });
+    quota = new JobQuota(redis, prefix, jobKey, { graceMs: 50 });
   });
   afterAll(async () => {
     await cleanupPrefix(redis, prefix);

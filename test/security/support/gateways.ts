@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { RedisKeys } from '@fastvlm/contracts';
 import { createLogger } from '@fastvlm/observability';
 import { ApiKeyStore, type Resolver, type Scope } from '@fastvlm/security';
 import { loadGatewayConfig } from '../../../apps/gateway/src/config';
@@ -99,7 +100,7 @@ export async function startGatewayProcess(prefix: string, env: Record<string, st
 export async function createKey(prefix: string, tenant: string, scopes: Scope[], name = 'test'): Promise<{ key: string; id: string }> {
   const redis = new Redis(REDIS_URL);
   try {
-    const { key, record } = await new ApiKeyStore(redis, prefix).create({ tenant, name, scopes, now: Date.now() });
+    const { key, record } = await new ApiKeyStore(redis, new RedisKeys(prefix).shared).create({ tenant, name, scopes, now: Date.now() });
     return { key, id: record.id };
   } finally {
     redis.disconnect();

@@ -69,8 +69,8 @@ export class AccessControl {
           if (p.settings.ipAllowlist.length > 0 && !inList(this.allowlist(p.settings.ipAllowlist), ip)) throw new NetworkRefused();
         },
         limits: (p) => [
-          { name: 'key_requests', key: `${this.keys.prefix}:rl:key:${p.keyId}`, cost: 1, max: p.settings.keyRequestsPerMinute, windowMs: MINUTE_MS },
-          { name: 'tenant_requests', key: `${this.keys.prefix}:rl:tenant:${p.tenant}`, cost: 1, max: p.settings.requestsPerMinute, windowMs: MINUTE_MS },
+          { name: 'key_requests', key: `${this.keys.shared}:rl:key:${p.keyId}`, cost: 1, max: p.settings.keyRequestsPerMinute, windowMs: MINUTE_MS },
+          { name: 'tenant_requests', key: `${this.keys.shared}:rl:tenant:${p.tenant}`, cost: 1, max: p.settings.requestsPerMinute, windowMs: MINUTE_MS },
         ],
       });
       void reply.headers(rateLimitHeaders(limits));
@@ -117,7 +117,7 @@ export class AccessControl {
     const max = this.cfg.AUTH_FAILURES_PER_IP_PER_MIN;
     if (max === 0) return;
     try {
-      await this.limiter.consume([{ name: 'auth_failures', key: `${this.keys.prefix}:rl:authfail:${ip}`, cost: 1, max, windowMs: MINUTE_MS }]);
+      await this.limiter.consume([{ name: 'auth_failures', key: `${this.keys.shared}:rl:authfail:${ip}`, cost: 1, max, windowMs: MINUTE_MS }]);
     } catch (e) {
       // Without Redis the 401 stands: an outage must not turn into refusing everyone.
       if (!(e instanceof LimitExceeded)) return;

@@ -35,9 +35,9 @@ type C = GatewayConfig;
 @Global()
 @Module({
   providers: [
-    { provide: S.API_KEY_STORE, inject: [REDIS, KEYS], useFactory: (r: Redis, k: RedisKeys) => new ApiKeyStore(r, k.prefix) },
+    { provide: S.API_KEY_STORE, inject: [REDIS, KEYS], useFactory: (r: Redis, k: RedisKeys) => new ApiKeyStore(r, k.shared) },
     { provide: S.BOOTSTRAP_KEYS, inject: [CONFIG], useFactory: (c: C) => new BootstrapKeys(c.FASTVLM_API_KEYS) },
-    { provide: S.TENANT_SETTINGS, inject: [REDIS, KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new TenantSettingsStore(r, k.prefix, tenantDefaults(c)) },
+    { provide: S.TENANT_SETTINGS, inject: [REDIS, KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new TenantSettingsStore(r, k.shared, tenantDefaults(c)) },
     {
       provide: S.AUTHENTICATOR,
       inject: [S.API_KEY_STORE, S.BOOTSTRAP_KEYS, S.TENANT_SETTINGS, REDIS, LOGGER],
@@ -49,12 +49,12 @@ type C = GatewayConfig;
         }),
     },
     { provide: S.WINDOW_LIMITER, inject: [REDIS], useFactory: (r: Redis) => new WindowLimiter(r) },
-    { provide: S.JOB_QUOTA, inject: [REDIS, KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobQuota(r, k.prefix, k.job(''), { setTtlMs: c.JOB_TTL_S * 1000 }) },
+    { provide: S.JOB_QUOTA, inject: [REDIS, KEYS, CONFIG], useFactory: (r: Redis, k: RedisKeys, c: C) => new JobQuota(r, k.shared, (id) => k.job(id), { setTtlMs: c.JOB_TTL_S * 1000 }) },
     {
       provide: S.AUDIT_LOG,
       inject: [REDIS, KEYS, CONFIG, LOGGER],
       useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) =>
-        new AuditLog(r, k.prefix, {
+        new AuditLog(r, k.shared, {
           maxEntries: c.AUDIT_MAX_ENTRIES,
           maxAgeMs: c.AUDIT_RETENTION_DAYS * 86_400_000,
           sink: (e) => l.info({ audit: e }, 'audit'),
