@@ -83,6 +83,9 @@ function build(t: RedisTarget, role: RedisRole, name: string): Redis {
         // Job events are published per shard (SPUBLISH), so subscribers follow each channel's shard.
         shardedSubscribers: role === 'subscriber',
         slotsRefreshTimeout: 2000,
+        // Connect to the names the cluster announces as they are: TLS certificates of managed
+        // clusters (ElastiCache, MemoryDB) name the hosts, not the addresses a lookup would give.
+        dnsLookup: (address, callback) => callback(null, address),
       };
       return new Cluster(t.nodes, options) as unknown as Redis;
     }
@@ -119,6 +122,8 @@ export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
 export async function queueRedisProblem(redis: Redis): Promise<string | null> {
   const cluster = asCluster(redis);
   if (cluster) {
+    // The primaries are known once the slots are: as a command would, wait for that.
+    if (cluster.status !== 'ready') await new Promise((resolve) => cluster.once('ready', resolve));
     const masters = cluster.nodes('master');
     if (masters.length === 0) return 'The queue Redis Cluster has no reachable primary yet.';
     for (const node of masters) {
