@@ -227,6 +227,7 @@ export const RENDERINGS = [
   { name: 'gpu', overlay: 'overlays/gpu', components: [] },
   { name: 'gpu + monitoring, model-cache-rwx, nvidia-runtime-class', overlay: 'overlays/gpu', components: ['monitoring', 'model-cache-rwx', 'nvidia-runtime-class'] },
   { name: 'cpu-dev + external-redis, monitoring', overlay: 'overlays/cpu-dev', components: ['external-redis', 'monitoring'] },
+  { name: 'gpu + redis-sentinel, monitoring', overlay: 'overlays/gpu', components: ['redis-sentinel', 'monitoring'] },
 ] as const satisfies readonly { name: string; overlay: string; components: readonly string[] }[];
 
 const rendered = new Map<string, K8sDoc[]>();
