@@ -6,6 +6,7 @@ import { createRedis, waitReady } from '@fastvlm/jobs';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { RedisClusterGroup } from '../support/redis-cluster';
 import { startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
+import { KedaClient, ref, startTestScaler } from '../scaler/harness';
 import { migrateSlot } from './migrate-slot';
 
 interface JobView {
@@ -179,4 +180,21 @@ describe('on a Redis Cluster of three primaries', () => {
     const late = await Promise.all(Array.from({ length: 4 }, (_, i) => submitted(`after the move ${i}`)));
     for (const id of [...ids, ...late]) expect((await ended(id, 60_000)).status).toBe('succeeded');
   }, 90_000);
+
+  it('lets the scaler read the backlog and the signals (one transaction in the queue\'s slot) and ask for workers', async () => {
+    await Promise.all(workers.splice(0).map((w) => stopWorker(w, 'SIGTERM')));
+    await Promise.all(Array.from({ length: 5 }, (_, i) => submitted(`waiting ${i}`)));
+    const scaler = await startTestScaler(prefix, { REDIS_CLUSTER_NODES: cluster.seeds, SCALER_TICK_MS: '60000' });
+    const keda = new KedaClient(scaler.grpcAddress);
+    try {
+      const so = ref('cluster-workers', { queue: 'inference', strategy: 'adaptive', replicaCapacity: '1', minReplicas: '0', maxReplicas: '10' });
+      expect(await keda.isActive(so)).toBe(true);
+      const metricName = (await keda.getMetricSpec(so)).metricSpecs[0]?.metricName ?? '';
+      const metric = (await keda.getMetrics(so, metricName)).metricValues[0];
+      expect(Number(metric?.metricValue)).toBeGreaterThanOrEqual(1);
+    } finally {
+      keda.close();
+      await scaler.close();
+    }
+  });
 });
