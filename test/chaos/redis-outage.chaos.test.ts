@@ -5,6 +5,9 @@ import { auth } from '../support/requests';
 import { until } from '../support/stack';
 import { ChaosStack, FAST_LOCKS, longBody, quantile, reportFigures } from './harness';
 
+/** How long before a SIGKILL an acknowledged write may still be lost with AOF everysec (see the README's guarantees). */
+const AOF_WINDOW_MS = 2_000;
+
 interface Sample {
   startedAt: number;
   ms: number;
@@ -68,6 +71,7 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
     const accepted = (): number => samples.filter((s) => s.status === 202).length;
     const outages: { kind: string; downAt: number; upAt: number; readyAfterMs: number }[] = [];
     let phase = 'start';
+    let killedAt = 0;
 
     try {
       for (const kind of ['SHUTDOWN', 'SIGKILL'] as const) {
@@ -75,7 +79,10 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
         const base = accepted();
         await until('steady load to be accepted', () => accepted() >= base + 30, 60_000);
         if (kind === 'SHUTDOWN') await shutdownRedis(stack.url);
-        else await stack.server.down();
+        else {
+          killedAt = Date.now();
+          await stack.server.down();
+        }
         phase = `${kind}: waiting for redis to go`;
         await until('redis to be gone', async () => !(await answers()), 10_000);
         const downAt = Date.now();
@@ -107,6 +114,10 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
       120_000,
     ).catch(() => undefined);
     const finalStatuses = await Promise.all(ids.map(async (id) => (await stack.record(id)).status ?? 'missing'));
+    // What AOF everysec does not promise: writes answered in the moment before a SIGKILL may still sit in Redis'
+    // own AOF buffer (Redis postpones the write while a slow fsync runs, up to 2 s), and are gone with the process.
+    const answeredBeforeKill = new Set(samples.filter((s) => s.id && s.startedAt + s.ms >= killedAt - AOF_WINDOW_MS && s.startedAt <= killedAt).map((s) => s.id));
+    const lost = ids.filter((id, i) => finalStatuses[i] === 'missing' && answeredBeforeKill.has(id));
     const during = samples.filter((s) => outages.some((o) => s.startedAt >= o.downAt && s.startedAt + s.ms <= o.upAt));
     const statusCounts: Record<string, number> = {};
     for (const s of samples) statusCounts[s.status] = (statusCounts[s.status] ?? 0) + 1;
@@ -116,6 +127,7 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
       accepted: ids.length,
       succeeded: finalStatuses.filter((s) => s === 'succeeded').length,
       notSucceeded: finalStatuses.filter((s) => s !== 'succeeded').length,
+      lostInTheAofWindow: lost.length,
       whileDown: during.length,
       whileDown503p50Ms: quantile(during.map((s) => s.ms), 0.5),
       whileDown503maxMs: Math.max(0, ...during.map((s) => s.ms)),
@@ -123,7 +135,7 @@ describe('chaos: the queue Redis shut down, then killed, under steady load (AOF 
       otherAnswers: samples.filter((s) => s.body !== undefined).slice(0, 3).map((s) => `${s.status} ${s.body ?? ''}`),
     });
 
-    expect(finalStatuses.filter((s) => s !== 'succeeded')).toEqual([]);
+    expect(ids.filter((id, i) => finalStatuses[i] !== 'succeeded' && !lost.includes(id))).toEqual([]);
     expect(during.length).toBeGreaterThan(0);
     for (const s of during) {
       expect(s.status).toBe(503);
