@@ -26,6 +26,9 @@ import { WorkerTelemetry } from './telemetry/job-telemetry';
 import { WorkerStatus } from './telemetry/worker-status';
 import { closeRedis, settlesWithin } from './shutdown';
 
+/** Milliseconds between BullMQ's retries of a failed fetch of the next job (see `new Worker`). */
+const RUN_RETRY_DELAY_MS = 1_000;
+
 const HEARTBEAT_MS = 5_000;
 /** What `processInferenceJob` returns: each means the run found its job's record ended or ended it. */
 const RUN_OUTCOMES: ReadonlySet<string> = new Set<ProcessOutcome>(['succeeded', 'cancelled', 'already-finished']);
@@ -164,6 +167,9 @@ export class WorkerApp {
       lockDuration: this.cfg.WORKER_LOCK_DURATION_MS,
       stalledInterval: this.cfg.WORKER_STALLED_INTERVAL_MS,
       autorun: false,
+      // BullMQ waits this long after a failed fetch of the next job (15 s by default): a Redis restart or a
+      // Sentinel failover that failed two fetches left the worker idle for 30 s after Redis was back.
+      runRetryDelay: RUN_RETRY_DELAY_MS,
     });
     this.worker.on('error', (e) => this.log.error({ err: e }, 'queue error'));
     await this.startReconciling(store, this.worker);
