@@ -11,6 +11,7 @@ import {
   parseEnv,
   RedisEnvSchema,
   redisTargets,
+  poolQueue,
 } from './index';
 
 const job = {
@@ -103,5 +104,14 @@ describe('contracts', () => {
     );
     expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:1,n2' })).toThrow('REDIS_CLUSTER_NODES: "n2" is not host:port');
     expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:70000' })).toThrow('"n:70000" is not host:port');
+  });
+
+  it('names each model pool\'s queue from its id, readably and without collisions', () => {
+    expect(poolQueue('onnx-community/FastVLM-0.5B-ONNX')).toBe('inference-onnx-community~2fFastVLM-0.5B-ONNX');
+    expect(poolQueue('tiny-random')).toBe('inference-tiny-random');
+    expect(poolQueue('tiny-random@other')).toBe('inference-tiny-random~40other');
+    expect(poolQueue('a~2f')).toBe('inference-a~7e2f');
+    expect(poolQueue('a/')).not.toBe(poolQueue('a~2f'));
+    expect(poolQueue('modèle:1')).toBe('inference-mod~c3a8le~3a1');
   });
 });

@@ -40,6 +40,14 @@ export function isDeterministic(p: DecodingParams): boolean {
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 
 /**
+ * Classes of work, most urgent first: `interactive` (sync and streamed chat
+ * completions: a person waits), `async` (`POST /v1/jobs`), `batch` (the Batch
+ * API, and async jobs that ask for it).
+ */
+export const WORK_CLASSES = ['interactive', 'async', 'batch'] as const;
+export type WorkClass = (typeof WORK_CLASSES)[number];
+
+/**
  * What the gateway puts on the queue. The image travels by reference (its
  * SHA-256; the bytes sit in Redis under that hash with a TTL), never inline.
  */
@@ -67,6 +75,8 @@ export const InferenceJobDataSchema = z.strictObject({
   runSeed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
   /** W3C trace context carriers (`traceparent`, `tracestate`). */
   trace: z.record(z.string(), z.string()).optional(),
+  /** The job's class of work (absent on jobs queued before classes existed: read as `interactive`). */
+  workClass: z.enum(WORK_CLASSES).optional(),
 });
 export type InferenceJobData = z.infer<typeof InferenceJobDataSchema>;
 

@@ -1,5 +1,15 @@
 /** BullMQ queue that carries inference jobs from gateways to workers. */
 export const INFERENCE_QUEUE = 'inference';
+/**
+ * The BullMQ queue of a model pool: the workers that serve `model` consume it.
+ * The id is kept readable, with every character outside `[A-Za-z0-9._-]`
+ * written as `~` and its UTF-8 bytes in hex (BullMQ refuses `:` in queue names,
+ * and ids carry `/` and `@`), so distinct ids never share a queue.
+ */
+export function poolQueue(model: string): string {
+  const safe = [...model].map((c) => (/[A-Za-z0-9._-]/.test(c) ? c : `~${Buffer.from(c, 'utf8').toString('hex')}`)).join('');
+  return `${INFERENCE_QUEUE}-${safe}`;
+}
 /** The only job name on the inference queue; the worker refuses any other. */
 export const INFERENCE_JOB = 'chat';
 
