@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@fastvlm/contracts';
+import { createRedis } from '@fastvlm/jobs';
 import { isAlive, startGatewayProcess, stopProcess, type GatewayProcess } from '../support/processes';
 import { RedisSentinelGroup } from '../support/redis-sentinel';
 import { auth } from '../support/requests';
@@ -60,8 +61,8 @@ describe('chaos: the Sentinel-watched primary killed (-9) under steady load', ()
       startGatewayProcess(prefix, REDIS_URL, { ...viaSentinel, RATE_LIMIT_KEY_RPM: '100000', RATE_LIMIT_TENANT_RPM: '100000', TENANT_MAX_INFLIGHT_JOBS: '10000', TENANT_MAX_QUEUED_JOBS: '10000' }),
       startWorker(prefix, { ...viaSentinel, ...FAST_LOCKS, JOB_SWEEP_INTERVAL_MS: '1000', JOB_SWEEP_GRACE_MS: '5000' }, REDIS_URL),
     ]);
-    reader = new Redis({ sentinels: group.sentinelNodes, name: group.name, maxRetriesPerRequest: null, retryStrategy: () => 100, sentinelRetryStrategy: () => 100, failoverDetector: true });
-    reader.on('error', () => undefined);
+    // The apps' own connection, so that the test reads through a failover exactly as they do.
+    reader = createRedis({ kind: 'sentinel', url: REDIS_URL, sentinels: group.sentinelNodes, name: group.name }, 'consumer', 'failover-reader', () => undefined);
   });
   afterAll(async () => {
     for (const p of [gw, worker]) if (p) await stopProcess(p, 'SIGKILL');
@@ -154,7 +155,15 @@ describe('chaos: the Sentinel-watched primary killed (-9) under steady load', ()
           stuckIn: phase,
           statuses: samples.slice(-10).map((s) => s.status),
           gatewayLog: gw.output().slice(-1500),
-          workerLog: worker.output().slice(-1500),
+          firstAfter: firstAfter?.id ?? null,
+          killedAt,
+          // What the worker did from the kill on (its log lines carry epoch ms in "time").
+          workerLog: worker
+            .output()
+            .split('\n')
+            .filter((l) => Number(/"time":(\d+)/.exec(l)?.[1] ?? 0) >= killedAt - 500)
+            .slice(0, 30)
+            .join('\n'),
           sentinelLogs: group.sentinelLogs().slice(-3000),
         });
       }
