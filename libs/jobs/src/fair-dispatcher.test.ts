@@ -7,8 +7,17 @@ import { FairQueue } from './fair-queue';
 import { cleanupPrefix, TEST_REDIS_URL, testPrefix } from './test-redis';
 
 /** Only what the dispatcher reads of a job; the worker never runs these. */
-const job = (id: string, tenant: string): InferenceJobData =>
-  ({ id, tenant, model: 'm', modelRevision: null, image: { sha256: 'a'.repeat(64), bytes: 1 }, question: 'q', params: { maxTokens: 1, temperature: 0, topP: 1, stop: [] }, cacheKey: null, createdAt: 0 }) as InferenceJobData;
+const job = (id: string, tenant: string): InferenceJobData => ({
+  id,
+  tenant,
+  model: 'm',
+  modelRevision: null,
+  image: { sha256: 'a'.repeat(64), bytes: 1 },
+  question: 'q',
+  params: { maxTokens: 1, temperature: 0, topP: 1, stop: [] },
+  cacheKey: null,
+  createdAt: 0,
+});
 
 describe('FairDispatcher on real Redis and BullMQ', () => {
   const prefix = testPrefix();
@@ -61,7 +70,7 @@ describe('FairDispatcher on real Redis and BullMQ', () => {
     // Later, the batch jobs have waited past the bound: raised behind the interactive job queued before them.
     expect((await d.tick(t0 + 5_000)).aged).toBe(3);
     const order: string[] = [];
-    const worker = new Worker(name, async (j) => void order.push(j.id ?? ''), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull(), concurrency: 1 });
+    const worker = new Worker(name, (j) => Promise.resolve(void order.push(j.id ?? '')), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull(), concurrency: 1 });
     opened.push(worker);
     const deadline = Date.now() + 10_000;
     while (order.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
