@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
+import { poolQueue } from '@fastvlm/contracts';
 
 const port = Number(process.argv[2]);
 const prefix = process.argv[3] ?? 'bench-bare';
@@ -22,7 +23,8 @@ const INCR_SHA = createHash('sha1').update(INCR).digest('hex');
 // By SHA as the gateway's scripts run; the first call loads it.
 const trip = (key: string): Promise<unknown> => redis.evalsha(INCR_SHA, 1, key).catch(() => redis.eval(INCR, 1, key));
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-const queue = new Queue('inference', {
+// The queue name the gateway would use for the bench's model (tiny-random).
+const queue = new Queue(poolQueue('tiny-random'), {
   connection: redis,
   prefix: `${prefix}:bull`,
   defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86_400 } },

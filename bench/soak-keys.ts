@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 
 /**
  * What a kind of key must do to count as bounded:
@@ -126,7 +126,7 @@ async function queued(redis: Redis, prefix: string): Promise<number> {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
-/** The inference queue's BullMQ key prefix, with the trailing colon. */
+/** The tiny-random pool queue's BullMQ key prefix (the soak's model), with the trailing colon. */
 function bullQueue(prefix: string): string {
-  return `${new RedisKeys(prefix).bull()}:${INFERENCE_QUEUE}:`;
+  return `${new RedisKeys(prefix).bull()}:${poolQueue('tiny-random')}:`;
 }

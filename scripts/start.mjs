@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm start`: builds the apps and runs one gateway, one worker and the
-// autoscaler (KEDA external scaler) in the foreground, with a Redis of its own
-// when none answers. Ctrl-C stops all.
+// `npm start`: builds the apps and runs one gateway, one worker per model pool
+// (FASTVLM_MODELS, else FASTVLM_MODEL) and the autoscaler (KEDA external
+// scaler) in the foreground, with a Redis of its own when none answers.
+// Ctrl-C stops all.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -13,6 +14,9 @@ const env = { ...process.env };
 env.PORT ??= '8080';
 env.REDIS_URL ??= 'redis://127.0.0.1:6379';
 env.FASTVLM_MODEL ??= 'onnx-community/FastVLM-0.5B-ONNX';
+// One pool per model the gateway serves, each with a worker of its own (the gateway and the scaler read the same list).
+const models = (env.FASTVLM_MODELS ?? env.FASTVLM_MODEL).split(',').map((m) => m.trim()).filter((m) => m !== '');
+const workerPort = Number(env.WORKER_HTTP_PORT ?? 9464);
 env.SCALER_HTTP_PORT ??= '9466';
 const say = (msg) => process.stdout.write(`[start] ${msg}\n`);
 
@@ -105,24 +109,25 @@ if (!env.FASTVLM_API_KEYS) {
   env.FASTVLM_DEV_KEY = key;
 }
 
-function run(name, extraEnv = {}) {
+function run(name, extraEnv = {}, label = name) {
   const c = spawn(process.execPath, ['--enable-source-maps', join(ROOT, 'dist', 'apps', name, 'main.js')], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: 'inherit' });
   children.push(c);
   c.on('exit', (code, signal) => {
     if (stopping) return;
-    say(`${name} exited (${signal ?? code}); stopping the stack`);
+    say(`${label} exited (${signal ?? code}); stopping the stack`);
     stopAll(code || 1);
   });
   return c;
 }
 
-run('worker');
+// Each worker serves one model (its pool's queue) and takes the next /metrics port.
+models.forEach((model, i) => run('worker', { FASTVLM_MODEL: model, WORKER_HTTP_PORT: String(workerPort + i) }, `worker (${model})`));
 run('gateway');
 // Shares the stack's Redis and prefix: it reads the queue the gateway fills and the workers drain.
 run('scaler');
 const key = env.FASTVLM_DEV_KEY ?? env.FASTVLM_API_KEYS.split(',')[0].split(':')[1];
-say(`gateway: http://127.0.0.1:${env.PORT}   model: ${env.FASTVLM_MODEL}`);
-say(`console: http://127.0.0.1:${env.PORT}/console/   metrics: http://127.0.0.1:${env.PORT}/metrics, worker http://127.0.0.1:${env.WORKER_HTTP_PORT ?? 9464}/metrics`);
+say(`gateway: http://127.0.0.1:${env.PORT}   ${models.length === 1 ? `model: ${models[0]}` : `models: ${models.join(', ')} (one pool and one worker each)`}`);
+say(`console: http://127.0.0.1:${env.PORT}/console/   metrics: http://127.0.0.1:${env.PORT}/metrics, ${models.map((m, i) => `worker${models.length > 1 ? ` (${m})` : ''} http://127.0.0.1:${workerPort + i}/metrics`).join(', ')}`);
 say(`scaler:  KEDA external scaler (gRPC) at 127.0.0.1:${env.SCALER_GRPC_PORT}   metrics: http://127.0.0.1:${env.SCALER_HTTP_PORT}/metrics`);
 say(`API key: ${key}${env.FASTVLM_DEV_KEY ? ' (generated for this run; set FASTVLM_API_KEYS=tenant:key to choose your own)' : ''}`);
 say(`try:     curl -s http://127.0.0.1:${env.PORT}/v1/models -H "Authorization: Bearer ${key}"`);

@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { RedisKeys, type JobEvent } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue, type JobEvent } from '@fastvlm/contracts';
 import { PrivateRedis } from '../support/redis-server';
 import { startGatewayProcess, stopProcess, type GatewayProcess } from '../support/processes';
 import { auth, chatBody, png, postJson, type Tenant } from '../support/requests';
@@ -104,7 +104,8 @@ export class ChaosStack {
 
   /** BullMQ's view of a job (its id is the public job id): the set it sits in and why it failed. */
   async bullState(id: string): Promise<{ state: string; failedReason: string | null }> {
-    const q = `${this.keys.bull()}:inference`;
+    // The stack's workers serve tiny-random: its pool's queue.
+    const q = `${this.keys.bull()}:${poolQueue('tiny-random')}`;
     const [failed, completed, active, wait] = await Promise.all([
       this.redis.zscore(`${q}:failed`, id),
       this.redis.zscore(`${q}:completed`, id),

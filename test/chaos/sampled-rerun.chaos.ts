@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { poolQueue } from '@fastvlm/contracts';
 import { stopProcess, type GatewayProcess } from '../support/processes';
 import { postJson } from '../support/requests';
 import { streamSse } from '../support/sse-client';
@@ -58,7 +59,7 @@ describe('chaos: a worker killed in the middle of a sampled streamed answer (tem
       storedChars: stored?.length ?? null,
       firstDifferentChar: firstDifference,
       errorEvents: extra,
-      runSeed: (JSON.parse((await stack.redis.hget(`${stack.keys.bull()}:inference:${jobId}`, 'data')) ?? '{}') as { runSeed?: number }).runSeed ?? null,
+      runSeed: (JSON.parse((await stack.redis.hget(`${stack.keys.bull()}:${poolQueue('tiny-random')}:${jobId}`, 'data')) ?? '{}') as { runSeed?: number }).runSeed ?? null,
       attempts: [...new Set(tokens(await stack.stream(jobId)).map((t) => t.attempt ?? null))],
       firstIndexWhereRunsDiffer: await firstDisagreement(stack, jobId),
     });

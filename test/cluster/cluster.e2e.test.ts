@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { createRedis, waitReady } from '@fastvlm/jobs';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { RedisClusterGroup } from '../support/redis-cluster';
@@ -67,7 +67,7 @@ describe('on a Redis Cluster of three primaries', () => {
     await Promise.all(ids.map((id) => ended(id)));
     const perNode = await Promise.all(cluster.ports.map((p) => cluster.onNode(p, (c) => c.keys(`${prefix}:job:*`))));
     expect(perNode.every((k) => k.length > 0)).toBe(true);
-    const queueSlot = calculateSlot(`${keys.bull()}:inference:wait`);
+    const queueSlot = calculateSlot(`${keys.bull()}:${poolQueue('tiny-random')}:wait`);
     expect(calculateSlot(keys.pendingJobs())).toBe(queueSlot);
   });
 
@@ -187,7 +187,7 @@ describe('on a Redis Cluster of three primaries', () => {
     const scaler = await startTestScaler(prefix, { REDIS_CLUSTER_NODES: cluster.seeds, SCALER_TICK_MS: '60000' });
     const keda = new KedaClient(scaler.grpcAddress);
     try {
-      const so = ref('cluster-workers', { queue: 'inference', strategy: 'adaptive', replicaCapacity: '1', minReplicas: '0', maxReplicas: '10' });
+      const so = ref('cluster-workers', { queue: poolQueue('tiny-random'), strategy: 'adaptive', replicaCapacity: '1', minReplicas: '0', maxReplicas: '10' });
       expect(await keda.isActive(so)).toBe(true);
       const metricName = (await keda.getMetricSpec(so)).metricSpecs[0]?.metricName ?? '';
       const metric = (await keda.getMetrics(so, metricName)).metricValues[0];

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_TTL_S, type DecisionRecord } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson } from '../support/requests';
 import { API_KEYS, REDIS_URL, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -38,7 +38,7 @@ const WATCH_ANSWER = `(() => {
 /** A scaler tick as apps/scaler records it (libs/autoscaling/src/signals/layout.ts). */
 const DECISION: DecisionRecord = {
   at: Date.now(),
-  queue: INFERENCE_QUEUE,
+  queue: poolQueue('tiny-random'),
   scaledObject: 'fastvlm/worker',
   strategy: 'predictive',
   desired: { conservative: 2, aggressive: 5, adaptive: 3, predictive: 4 },
@@ -213,7 +213,7 @@ describe('web console at /console in headless Chromium', () => {
 
   it("cluster view: the Autoscaler panel shows the scaler's decision, follows the next one, and says when no scaler reports", async () => {
     const redis = new Redis(REDIS_URL);
-    const decisionKey = new RedisKeys(prefix).autoscale(INFERENCE_QUEUE, 'decision');
+    const decisionKey = new RedisKeys(prefix).autoscale(poolQueue('tiny-random'), 'decision');
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const texts = (page: Page, selector: string): Promise<string[]> => page.locator(selector).allTextContents();
     try {
@@ -226,7 +226,7 @@ describe('web console at /console in headless Chromium', () => {
       expect(await texts(page, '#autoscaler-decision dt')).toEqual(['strategy', 'desired replicas', 'mode', 'forecast']);
       expect(await texts(page, '#autoscaler-signals dt')).toEqual(['queued', 'active', 'ready', 'loading', 'arrivals/s', 'capacity / replica', 'start-up']);
       expect(await texts(page, '#autoscaler-signals dd')).toEqual(['12', '8', '2', '1', '3.5', '1.25 jobs/s (measured)', '42 s (prior)']);
-      expect(await page.locator('#autoscaler-status').textContent()).toMatch(/^Decision for fastvlm\/worker on queue inference at .+ · queue active$/);
+      expect(await page.locator('#autoscaler-status').textContent()).toMatch(/^Decision for fastvlm\/worker on queue inference-tiny-random at .+ · queue active$/);
       await page.locator('#h-autoscaler').scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(ARTIFACTS, 'console-autoscaler.png'), fullPage: true });
       await page.locator('section[aria-labelledby="h-autoscaler"]').screenshot({ path: join(ARTIFACTS, 'console-autoscaler-panel.png') });

@@ -99,7 +99,8 @@ function healthcheck(image: ImageName, env: Record<string, string>): number {
 /** Bare package names a bundle imports (static, dynamic and require), without Node's built-ins. */
 function importedPackages(code: string): Set<string> {
   const names = new Set<string>();
-  const patterns = [/\bfrom\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g, /\brequire\s*\(\s*["']([^"']+)["']\s*\)/g, /^\s*import\s*["']([^"']+)["']/gm];
+  // A specifier has no white space: so a string that merely follows the word "from" in some message is not taken for one.
+  const patterns = [/\bfrom\s*["']([^"'\s]+)["']/g, /\bimport\s*\(\s*["']([^"'\s]+)["']\s*\)/g, /\brequire\s*\(\s*["']([^"'\s]+)["']\s*\)/g, /^\s*import\s*["']([^"'\s]+)["']/gm];
   for (const re of patterns) {
     for (const m of code.matchAll(re)) {
       const spec = m[1] ?? '';

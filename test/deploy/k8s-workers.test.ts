@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseScalerMetadata } from '@fastvlm/autoscaling';
+import { poolQueue } from '@fastvlm/contracts';
 import { DEFAULT_HPA_BEHAVIOR } from '../../apps/scaler/src/simulator/hpa';
 import { DEFAULT_SCALED_OBJECT } from '../../apps/scaler/src/simulator/keda';
 import { KUBECTL, K8S, RENDERINGS, container, containerEnv, named, noteMissingKubectl, ofKind, parseYamlDocuments, rendering, workload, workloads, type K8sDoc } from './support/manifests';
@@ -52,12 +53,22 @@ describe.skipIf(!KUBECTL).each(RENDERINGS.map((r) => r.name))('deploy/k8s worker
     const grpc = svc?.spec.ports.find((p) => p.name === 'grpc');
     expect(metadata.scalerAddress).toBe(`${svc?.metadata.name ?? '?'}.${svc?.metadata.namespace ?? '?'}.svc.cluster.local:${grpc?.port ?? '?'}`);
     // KEDA passes the whole metadata, scalerAddress included; the scaler must take it as it comes.
-    const settings = parseScalerMetadata(metadata, 'inference');
+    const settings = parseScalerMetadata(metadata, 'no-queue-named');
     expect(settings.minReplicas).toBe(so.spec.minReplicaCount);
     expect(settings.maxReplicas).toBe(so.spec.maxReplicaCount);
     expect(['conservative', 'aggressive', 'adaptive', 'predictive']).toContain(settings.strategy);
     const { scalerAddress: _address, ...own } = metadata;
-    expect(() => parseScalerMetadata(own, 'inference')).not.toThrow();
+    expect(() => parseScalerMetadata(own, 'no-queue-named')).not.toThrow();
+  });
+
+  it('the ScaledObject scales on the pool queue of the model its workers serve, which the scaler and the gateways know too', () => {
+    const so = scaledObject(docs());
+    const model = containerEnv(docs(), container(workload(docs(), 'worker'), 'worker')).FASTVLM_MODEL ?? '';
+    expect(so.spec.triggers[0]?.metadata.queue).toBe(poolQueue(model));
+    expect(so.spec.triggers[0]?.metadata.queue).toBe(name.startsWith('gpu') ? 'inference-onnx-community~2fFastVLM-0.5B-ONNX' : 'inference-tiny-random');
+    // The scaler's own watch and a gateway's routing use the same model: its default pool is this queue.
+    expect(containerEnv(docs(), container(workload(docs(), 'scaler'), 'scaler')).FASTVLM_MODEL).toBe(model);
+    expect(containerEnv(docs(), container(workload(docs(), 'gateway'), 'gateway')).FASTVLM_MODEL).toBe(model);
   });
 
   it('the ScaledObject’s HPA behaviour, polling and cooldown are the ones the simulator replays', () => {

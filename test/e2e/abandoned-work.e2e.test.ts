@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_QUEUE, RedisKeys, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
+import { RedisKeys, type InferenceJobData, type JobEvent, poolQueue } from '@fastvlm/contracts';
 import { WorkerRegistry } from '@fastvlm/jobs';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { REDIS_URL, cleanupPrefix, startGateway, uniquePrefix, until, type GatewayHandle } from '../support/stack';
@@ -40,7 +40,7 @@ function fixture(): Fixture {
   const prefix = uniquePrefix();
   const keys = new RedisKeys(prefix);
   const redis = new Redis(REDIS_URL);
-  const queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: redis, prefix: keys.bull() });
+  const queue = new Queue<InferenceJobData>(poolQueue('tiny-random'), { connection: redis, prefix: keys.bull() });
   return { prefix, keys, redis, queue };
 }
 
@@ -201,7 +201,7 @@ describe('sync jobs shared by requests on two gateways (a worker is announced bu
   beforeAll(async () => {
     // With a served model, deterministic sync requests get a cache key and identical ones share a job.
     const announce = (): Promise<void> =>
-      registry.announce({ id: 'idle-worker', model: 'tiny-random', revision: 'rev-test', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: 'inference' }, Date.now());
+      registry.announce({ id: 'idle-worker', model: 'tiny-random', revision: 'rev-test', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: poolQueue('tiny-random') }, Date.now());
     await announce();
     heartbeat = setInterval(() => void announce().catch(() => undefined), 1_000);
     [patient, hasty, image] = await Promise.all([

@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArrivalCounter } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, RedisKeys, type AutoscalePart } from '@fastvlm/contracts';
-import { ARRIVALS } from '../../apps/gateway/src/infra/tokens';
+import { RedisKeys, poolQueue, type AutoscalePart } from '@fastvlm/contracts';
+import type { Pools } from '../../apps/gateway/src/infra/pools';
+import { POOLS } from '../../apps/gateway/src/infra/tokens';
 import { auth, chatBody, png, postJson } from '../support/requests';
 import { REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -13,7 +14,8 @@ interface Completion {
 describe('autoscaling signals published by a real gateway and a real worker', () => {
   const prefix = uniquePrefix();
   const keys = new RedisKeys(prefix);
-  const key = (part: AutoscalePart): string => keys.autoscale(INFERENCE_QUEUE, part);
+  // The signals of the tiny-random pool, which the worker consumes and the gateway routes to.
+  const key = (part: AutoscalePart): string => keys.autoscale(poolQueue('tiny-random'), part);
   let gw: GatewayHandle;
   let worker: WorkerProcess;
   let image: Buffer;
@@ -24,7 +26,7 @@ describe('autoscaling signals published by a real gateway and a real worker', ()
   beforeAll(async () => {
     [gw, worker, image] = await Promise.all([startGateway(prefix), startWorker(prefix), png(64, 48, 23)]);
     redis = new Redis(REDIS_URL);
-    counter = gw.app.get<ArrivalCounter>(ARRIVALS);
+    counter = gw.app.get<Pools>(POOLS).of('tiny-random').arrivals;
   });
   afterAll(async () => {
     await gw?.close();

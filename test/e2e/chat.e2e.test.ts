@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { API_KEYS, REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -91,7 +91,7 @@ describe('POST /v1/chat/completions through gateway, queue and worker', () => {
   });
 
   it('runs the model once for ten identical requests in flight together', async () => {
-    const queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: new RedisKeys(prefix).bull() });
+    const queue = new Queue(poolQueue('tiny-random'), { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: new RedisKeys(prefix).bull() });
     try {
       const before = (await queue.getJobCounts('completed')).completed ?? 0;
       const body = chatBody(image, 'Ten at once: what is this?', { max_tokens: 40 });

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { JobStore } from '@fastvlm/jobs';
 import { REDIS_URL, cleanupPrefix, startWorker, stopWorker, uniquePrefix, until, type WorkerProcess } from '../support/stack';
 
@@ -37,7 +37,7 @@ describe('a worker ends the jobs nobody else will', () => {
 
   it('fails a job the queue failed while its record still said running, with the reason the queue gave', async () => {
     // A job BullMQ failed without any run ending its record (here: failed by hand, as an operator or a stalled check would).
-    const queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
+    const queue = new Queue(poolQueue('tiny-random'), { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     try {
       await store.create({ id: 'job_failed_by_queue', tenant: 'acme', model: 'tiny-random', createdAt: Date.now() });
       await store.start('job_failed_by_queue', Date.now(), 1);

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_QUEUE, RedisKeys, type InferenceJobData } from '@fastvlm/contracts';
+import { RedisKeys, type InferenceJobData, poolQueue } from '@fastvlm/contracts';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { cleanupPrefix, REDIS_URL, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -61,7 +61,7 @@ describe('async jobs API', () => {
     const ids = await Promise.all(replies.map(async (r) => ((await r.json()) as JobView).id));
     expect(new Set(ids).size).toBe(sent.length);
     const redis = new Redis(REDIS_URL);
-    const queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: redis, prefix: new RedisKeys(prefix).bull() });
+    const queue = new Queue<InferenceJobData>(poolQueue('tiny-random'), { connection: redis, prefix: new RedisKeys(prefix).bull() });
     try {
       for (const [i, id] of ids.entries()) {
         const job = await queue.getJob(id);
@@ -193,7 +193,7 @@ describe('cancelling a queued job', () => {
     const cancelled = (await (await fetch(`${gw.url}/v1/jobs/${created.id}`, { method: 'DELETE', headers: auth() })).json()) as JobView;
     expect(cancelled.status).toBe('cancelled');
     const redis = new Redis(REDIS_URL);
-    const queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: redis, prefix: new RedisKeys(prefix).bull() });
+    const queue = new Queue<InferenceJobData>(poolQueue('tiny-random'), { connection: redis, prefix: new RedisKeys(prefix).bull() });
     try {
       expect(await queue.getJob(created.id)).toBeUndefined();
     } finally {

@@ -22,12 +22,14 @@ function start(env: Record<string, string>) {
 }
 
 describe('npm start', () => {
-  it('starts a gateway, a worker and the scaler on the tiny model, prints a usable key, answers, and stops everything on SIGTERM', async () => {
+  it('starts a gateway, a worker per model pool and the scaler on the tiny model, prints a usable key, answers, and stops everything on SIGTERM', async () => {
     const port = await freePort();
+    // The workers take this port and the next one.
     const workerPort = await freePort();
     const [scalerGrpcPort, scalerHttpPort] = [await freePort(), await freePort()];
     const app = start({
-      FASTVLM_MODEL: 'tiny-random',
+      // Two pools: the same generated weights under two model ids.
+      FASTVLM_MODELS: 'tiny-random,tiny-random@other',
       PORT: String(port),
       WORKER_HTTP_PORT: String(workerPort),
       SCALER_GRPC_PORT: String(scalerGrpcPort),
@@ -44,6 +46,12 @@ describe('npm start', () => {
       });
       expect(res.status).toBe(200);
       expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+      const second = await postJson(`http://127.0.0.1:${port}/v1/chat/completions`, chatBody(await png(32, 32, 1), 'hello', { model: 'tiny-random@other', max_tokens: 3 }), {
+        authorization: `Bearer ${key}`,
+      });
+      expect(second.status).toBe(200);
+      expect(((await second.json()) as { model: string }).model).toBe('tiny-random@other');
+      expect(app.output()).toContain(`worker (tiny-random@other) http://127.0.0.1:${workerPort + 1}/metrics`);
 
       // The scaler, as KEDA calls it at the address printed, on the stack's Redis and prefix.
       const address = /scaler: +KEDA external scaler \(gRPC\) at (\S+)/.exec(app.output())?.[1];
@@ -54,7 +62,8 @@ describe('npm start', () => {
       try {
         const so = ref('fastvlm-workers', { strategy: 'adaptive' });
         const spec = await keda.getMetricSpec(so);
-        expect(spec.metricSpecs).toEqual([{ metricName: 'fastvlm-inference-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
+        // No queue in the metadata: the default model's pool (the first of FASTVLM_MODELS).
+        expect(spec.metricSpecs).toEqual([{ metricName: 'fastvlm-inference-tiny-random-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
         const metrics = await keda.getMetrics(so, `s0-${spec.metricSpecs[0]?.metricName ?? ''}`);
         expect(metrics.metricValues[0]?.metricValue).toBeGreaterThanOrEqual(0);
         expect(metrics.metricValues[0]?.metricValueFloat).toBe(metrics.metricValues[0]?.metricValue);
@@ -62,8 +71,16 @@ describe('npm start', () => {
       } finally {
         keda.close();
       }
-      // It counts the stack's worker among the ready ones: same Redis, same prefix.
-      await until('the scaler to see the ready worker', async () => value(await scrape(scalerUrl), 'fastvlm_scaler_signal', { queue: 'inference', signal: 'ready' }) === 1, 30_000);
+      // It counts each pool's worker among that pool's ready ones: same Redis, same prefix.
+      await until(
+        'the scaler to see each pool\'s ready worker',
+        async () => {
+          const samples = await scrape(scalerUrl);
+          const ready = (queue: string) => value(samples, 'fastvlm_scaler_signal', { queue, signal: 'ready' });
+          return ready('inference-tiny-random') === 1 && ready('inference-tiny-random~40other') === 1;
+        },
+        30_000,
+      );
     } finally {
       app.child.kill('SIGTERM');
     }

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { WorkerRegistry } from '@fastvlm/jobs';
 import { chatBody, png, postJson } from '../support/requests';
 import { REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until } from '../support/stack';
@@ -86,7 +86,7 @@ describe('health probes', () => {
   it('gateway: ready with a live worker; during shutdown not ready while still answering', async () => {
     // A registered worker is all the gateway's readiness needs; no model has to run here.
     await new WorkerRegistry(redis, new RedisKeys(prefix)).announce(
-      { id: 'probe-worker', model: 'tiny-random', revision: 'r', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: 'inference' },
+      { id: 'probe-worker', model: 'tiny-random', revision: 'r', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: Date.now(), queue: poolQueue('tiny-random') },
       Date.now(),
     );
     const gw = await startGateway(prefix, { SHUTDOWN_GRACE_MS: '5000' });

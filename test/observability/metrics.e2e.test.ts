@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_JOB, INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { INFERENCE_JOB, RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { METRICS, metricNames } from '@fastvlm/observability';
 import { auth, chatBody, png, postJson } from '../support/requests';
 import { REDIS_URL, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, testCacheDir, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
@@ -27,7 +27,7 @@ describe('/metrics on the gateway and the worker move with traffic', () => {
     // One job at a time, so that a second job visibly waits behind a running one.
     [gw, worker, image] = await Promise.all([startGateway(prefix), startWorker(prefix, { WORKER_CONCURRENCY: '1' }), png(40, 30, 21)]);
     workerUrl = workerHttpUrl(worker);
-    queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: new RedisKeys(prefix).bull() });
+    queue = new Queue(poolQueue('tiny-random'), { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: new RedisKeys(prefix).bull() });
   });
   afterAll(async () => {
     await queue?.close();

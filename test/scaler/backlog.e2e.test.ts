@@ -2,11 +2,14 @@ import { Worker, type Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ForecastStore, SampleRecorder, evaluate, parseScalerMetadata } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import type { ScalerApp } from '../../apps/scaler/src/scaler-app';
 import { scrape, value } from '../observability/prom';
 import { REDIS_URL, cleanupPrefix, uniquePrefix, until } from '../support/stack';
 import { KedaClient, ref, startTestScaler, testQueue } from './harness';
+
+/** The pool of the tests' model: the scaler's default queue (its FASTVLM_MODEL is tiny-random). */
+const POOL = poolQueue('tiny-random');
 
 /** Long enough that no tick records anything during a test: every reading is one a call asked for. */
 const NO_TICK = { SCALER_TICK_MS: '60000' };
@@ -84,7 +87,7 @@ describe('the scaler on a real BullMQ backlog', () => {
     const recorder = new SampleRecorder(redis, keys);
     const history = await recorder.history('backlog', 0, Math.floor(Date.now() / 1000) + 1);
     expect(history.at(-1)).toMatchObject({ queued: N + M + K, active: J, arrivals: N + M + K + J + 1 });
-    const recomputed = evaluate(parseScalerMetadata(metadata, INFERENCE_QUEUE), {
+    const recomputed = evaluate(parseScalerMetadata(metadata, POOL), {
       history,
       startupSeconds: (await redis.lrange(keys.autoscale('backlog', 'startup'), 0, -1)).map(Number),
       forecast: await new ForecastStore(redis, keys, recorder).read('backlog'),
@@ -114,7 +117,7 @@ describe('the scaler on a real BullMQ backlog', () => {
     // A prefix of its own: the history holds only what these two replicas record, on an unchanging backlog.
     const shared = uniquePrefix();
     const sharedKeys = new RedisKeys(shared);
-    const q = testQueue(shared, INFERENCE_QUEUE);
+    const q = testQueue(shared, POOL);
     cleanups.push(async () => {
       await q.close();
       await cleanupPrefix(shared);
@@ -128,11 +131,11 @@ describe('the scaler on a real BullMQ backlog', () => {
       for (const r of replicas) await r.close();
     });
     const so = ref('shared', { strategy: 'aggressive', replicaCapacity: '0.25' });
-    const recorded = async (): Promise<number[]> => (await new SampleRecorder(redis, sharedKeys).history(INFERENCE_QUEUE, 0, Math.floor(Date.now() / 1000) + 5)).map((s) => s.t);
+    const recorded = async (): Promise<number[]> => (await new SampleRecorder(redis, sharedKeys).history(POOL, 0, Math.floor(Date.now() / 1000) + 5)).map((s) => s.t);
     const askBoth = () =>
       Promise.all(
         clients.map(async (c) => ({
-          desired: (await c.getMetrics(so, 's0-fastvlm-inference-desired-replicas')).metricValues[0]?.metricValue,
+          desired: (await c.getMetrics(so, 's0-fastvlm-inference-tiny-random-desired-replicas')).metricValues[0]?.metricValue,
           active: await c.isActive(so),
         })),
       );

@@ -85,6 +85,8 @@ export async function startTestScaler(prefix: string, env: Record<string, string
     SCALER_HTTP_PORT: '0',
     LOG_LEVEL: 'silent',
     OTEL_SDK_DISABLED: 'true',
+    // The model pool the tests' gateways and workers use: its queue is the scaler's default.
+    FASTVLM_MODEL: 'tiny-random',
     ...env,
   });
   return startScaler(cfg, createLogger({ name: 'scaler', level: cfg.LOG_LEVEL }));

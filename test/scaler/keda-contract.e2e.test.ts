@@ -23,7 +23,8 @@ describe('KEDA external scaler contract', () => {
   let keda: KedaClient;
 
   beforeAll(async () => {
-    scaler = await startTestScaler(prefix);
+    // Two pools, as gateways configured with these models route to: the scaler watches each of their queues.
+    scaler = await startTestScaler(prefix, { FASTVLM_MODELS: 'tiny-random,tiny-random@other' });
     keda = new KedaClient(scaler.grpcAddress);
   });
   afterAll(async () => {
@@ -35,6 +36,13 @@ describe('KEDA external scaler contract', () => {
   it('GetMetricSpec returns one metric with target 1 in both the integer and the float field', async () => {
     const res = await keda.getMetricSpec(ref('chat-workers', { queue: 'specq' }));
     expect(res.metricSpecs).toEqual([{ metricName: 'fastvlm-specq-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
+  });
+
+  it("a ScaledObject whose metadata names no queue scales the default model's pool (the first of FASTVLM_MODELS)", async () => {
+    const res = await keda.getMetricSpec(ref('default-pool-workers', { strategy: 'conservative' }));
+    expect(res.metricSpecs).toEqual([{ metricName: 'fastvlm-inference-tiny-random-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
+    const other = await keda.getMetricSpec(ref('other-pool-workers', { queue: 'inference-tiny-random~40other' }));
+    expect(other.metricSpecs).toEqual([{ metricName: 'fastvlm-inference-tiny-random-40other-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
   });
 
   it("GetMetrics answers the desired count in both fields, for the metric name with and without KEDA's s0- prefix", async () => {
@@ -80,7 +88,7 @@ describe('KEDA external scaler contract', () => {
 
   it.each(bad)('refuses a bad %s with INVALID_ARGUMENT naming it, on every call, and keeps serving', async (field, metadata) => {
     const so = ref('bad-one', metadata);
-    const calls = [keda.getMetricSpec(so), keda.isActive(so), keda.getMetrics(so, 'fastvlm-inference-desired-replicas')];
+    const calls = [keda.getMetricSpec(so), keda.isActive(so), keda.getMetrics(so, 'fastvlm-inference-tiny-random-desired-replicas')];
     for (const err of await Promise.all(calls.map(failure))) {
       expect(err.code).toBe(status.INVALID_ARGUMENT);
       expect(err.details).toContain(`scalerMetadata.${field}`);
@@ -100,17 +108,22 @@ describe('KEDA external scaler contract', () => {
     expect(ready.details).toMatchObject({ grpc: { status: 'up' }, redis: { status: 'up' } });
     await keda.getMetrics(ref('shadow', { strategy: 'aggressive', queue: 'shadowq' }), 'fastvlm-shadowq-desired-replicas');
     const samples = await scrape(scaler.httpUrl);
+    // The scaler's own watch of each configured pool, and the ScaledObject KEDA asked about.
     for (const [scaledObject, queue, chosen] of [
-      ['default', 'inference', 'adaptive'],
+      ['default', 'inference-tiny-random', 'adaptive'],
+      ['default', 'inference-tiny-random~40other', 'adaptive'],
       ['apps/shadow', 'shadowq', 'aggressive'],
     ] as const) {
-      const series = samples.filter((s) => s.name === 'fastvlm_scaler_desired_replicas' && s.labels.scaled_object === scaledObject);
+      const series = samples.filter((s) => s.name === 'fastvlm_scaler_desired_replicas' && s.labels.scaled_object === scaledObject && s.labels.queue === queue);
       expect(series.map((s) => s.labels.strategy).sort()).toEqual([...STRATEGY_NAMES].sort());
-      expect(series.every((s) => s.labels.queue === queue)).toBe(true);
       expect(series.filter((s) => s.labels.chosen === 'true').map((s) => s.labels.strategy)).toEqual([chosen]);
-      expect(value(samples, 'fastvlm_scaler_active', { scaled_object: scaledObject })).toBe(0);
-      expect(value(samples, 'fastvlm_scaler_mode', { scaled_object: scaledObject })).toBe(0);
+      expect(value(samples, 'fastvlm_scaler_active', { scaled_object: scaledObject, queue })).toBe(0);
+      expect(value(samples, 'fastvlm_scaler_mode', { scaled_object: scaledObject, queue })).toBe(0);
     }
+    // apps/chat-workers moved from specq to metricq (earlier tests): its series left specq with it.
+    expect(new Set(samples.filter((s) => s.name === 'fastvlm_scaler_desired_replicas').map((s) => s.labels.queue))).toEqual(
+      new Set(['inference-tiny-random', 'inference-tiny-random~40other', 'metricq', 'shadowq']),
+    );
     for (const signal of ['queued', 'active', 'ready', 'loading', 'arrivals_per_second', 'replica_capacity', 'startup_seconds']) {
       expect(value(samples, 'fastvlm_scaler_signal', { queue: 'shadowq', signal }), signal).toBeDefined();
     }
@@ -126,7 +139,7 @@ describe('KEDA external scaler without Redis', () => {
     const keda = new KedaClient(scaler.grpcAddress);
     try {
       const so = ref('no-redis');
-      for (const err of await Promise.all([failure(keda.isActive(so)), failure(keda.getMetrics(so, 'fastvlm-inference-desired-replicas'))])) {
+      for (const err of await Promise.all([failure(keda.isActive(so)), failure(keda.getMetrics(so, 'fastvlm-inference-tiny-random-desired-replicas'))])) {
         expect(err.code).toBe(status.UNAVAILABLE);
       }
       const stream = keda.streamIsActive(so);

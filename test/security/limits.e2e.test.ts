@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_QUEUE, RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { chatBody, png, postJson } from '../support/requests';
 import { REDIS_URL, cleanupPrefix, uniquePrefix, until } from '../support/stack';
 import { bearer, createKey, leaksIn, startSecureGateway, type SecureGateway } from './support/gateways';
@@ -105,7 +105,7 @@ describe('rate limits, quotas and admission control', () => {
     expect(((await last.json()) as ErrorBody).error.code).toBe('overloaded');
     expect(statuses.filter((s) => s !== 202 && s !== 503)).toEqual([]);
     const redis = new Redis(REDIS_URL);
-    const queue = new Queue(INFERENCE_QUEUE, { connection: redis, prefix: new RedisKeys(busyPrefix).bull() });
+    const queue = new Queue(poolQueue('tiny-random'), { connection: redis, prefix: new RedisKeys(busyPrefix).bull() });
     // The backlog is read at most every 250 ms per pod: the bound holds up to what one pod admits in that time.
     expect(await queue.count()).toBeLessThan(3 + 50);
     await queue.close();

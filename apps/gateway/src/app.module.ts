@@ -13,11 +13,13 @@ import { InferenceService } from './inference/inference.service';
 import { InfraModule } from './infra/infra.module';
 import { JobsController } from './jobs/jobs.controller';
 import { MetricsModule } from './metrics/metrics.module';
+import { ModelCatalog } from './models/model-catalog';
 import { ModelsController } from './models/models.controller';
 import { AdminAuditController } from './admin/admin-audit.controller';
 import { AdminKeysController } from './admin/admin-keys.controller';
 import { AdminTenantsController } from './admin/admin-tenants.controller';
 import { SecurityModule } from './security/security.module';
+import { UsageModule } from './usage/usage.module';
 import type { Resolver } from '@fastvlm/security';
 
 /** Replacements for adapters at the network edge (tests). */
@@ -32,7 +34,7 @@ export class AppModule {
     return {
       module: AppModule,
       global: true,
-      imports: [TerminusModule.forRoot({ logger: false }), InfraModule, MetricsModule, ConsoleModule, SecurityModule.forRoot(overrides.imageUrlResolver ?? null)],
+      imports: [TerminusModule.forRoot({ logger: false }), InfraModule, MetricsModule, ConsoleModule, UsageModule, SecurityModule.forRoot(overrides.imageUrlResolver ?? null)],
       controllers: [ChatController, JobsController, ModelsController, HealthController, AdminKeysController, AdminTenantsController, AdminAuditController],
       providers: [
         { provide: CONFIG, useValue: cfg },
@@ -40,8 +42,9 @@ export class AppModule {
         { provide: APP_FILTER, useClass: ErrorFilter },
         ApiKeyGuard,
         InferenceService,
+        ModelCatalog,
       ],
-      exports: [CONFIG, LOGGER],
+      exports: [CONFIG, LOGGER, ModelCatalog],
     };
   }
 }

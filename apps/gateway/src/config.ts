@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { LogEnvSchema, ModelEnvSchema, RedisEnvShape, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, ModelEnvSchema, ModelRoutingEnvShape, RedisEnvShape, checkModelRouting, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
 import { SecurityEnvSchema } from './security/security-config';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
 export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.shape)
+  .extend(ModelRoutingEnvShape)
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend(SecurityEnvSchema.shape)
@@ -67,7 +68,7 @@ export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sh
     /** Milliseconds between re-checks that the queue Redis still uses maxmemory-policy noeviction (readiness is false while it does not). Default 30 s. */
     REDIS_SAFETY_CHECK_INTERVAL_MS: int(100).default(30_000),
     /**
-     * Whether `/health/ready` needs a live worker with the served model. Set false where the autoscaler
+     * Whether `/health/ready` needs a live worker of the default model (FASTVLM_DEFAULT_MODEL). Set false where the autoscaler
      * scales workers to zero (KEDA `minReplicaCount: 0`): the queue holds jobs while no worker runs, and
      * a gateway that went unready at zero workers would refuse the very requests that wake one. Default true.
      */
@@ -77,7 +78,13 @@ export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sh
 export type GatewayConfig = z.infer<typeof GatewayEnvSchema>;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  return parseEnv(GatewayEnvSchema.superRefine(checkRedisTopology), env);
+  return parseEnv(
+    GatewayEnvSchema.superRefine((e, ctx) => {
+      checkRedisTopology(e, ctx);
+      checkModelRouting(e, ctx);
+    }),
+    env,
+  );
 }
 
 /** Injection token of the validated configuration. */

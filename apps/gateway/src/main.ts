@@ -1,3 +1,4 @@
+import { modelRouting } from '@fastvlm/contracts';
 import { startTracing } from '@fastvlm/observability';
 import { loadGatewayConfig } from './config';
 import { createGateway } from './gateway';
@@ -10,7 +11,11 @@ async function main(): Promise<void> {
   const tracing = await startTracing({ serviceName: 'fastvlm-gateway', env: cfg });
   const app = await createGateway(cfg, log);
   await app.listen({ port: cfg.PORT, host: cfg.HOST });
-  log.info({ url: await app.getUrl(), model: cfg.FASTVLM_MODEL, tracesExported: tracing.exporting }, 'gateway listening');
+  const routing = modelRouting(cfg);
+  log.info(
+    { url: await app.getUrl(), model: routing.defaultModel, models: routing.models, aliases: Object.fromEntries(routing.aliases), tracesExported: tracing.exporting },
+    'gateway listening',
+  );
 }
 
 main().catch((e: unknown) => {

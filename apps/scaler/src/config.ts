@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { STRATEGY_NAMES } from '@fastvlm/autoscaling';
-import { LogEnvSchema, RedisEnvShape, checkRedisTopology, parseEnv } from '@fastvlm/contracts';
+import { LogEnvSchema, ModelEnvSchema, ModelRoutingEnvShape, RedisEnvShape, checkModelRouting, checkRedisTopology, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -8,6 +8,9 @@ const int = (min: number) => z.coerce.number().int().min(min);
 /** The scaler's environment, validated once at start-up (exported for the deploy checks that read its keys). */
 export const ScalerEnvSchema = z.object(RedisEnvShape).extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
+  // The gateways' model settings: the pools are theirs, and the scaler watches each pool's queue.
+  .extend({ FASTVLM_MODEL: ModelEnvSchema.shape.FASTVLM_MODEL })
+  .extend(ModelRoutingEnvShape)
   .extend({
     /** Port of KEDA's external-scaler gRPC server (`scalerAddress` in the ScaledObject). Default 9090; 0 picks a free one (logged). */
     SCALER_GRPC_PORT: int(0).max(65_535).default(9090),
@@ -23,12 +26,18 @@ export const ScalerEnvSchema = z.object(RedisEnvShape).extend(LogEnvSchema.shape
      * A first job on an idle queue is pushed to StreamIsActive at once, whatever the tick.
      */
     SCALER_TICK_MS: int(100).max(600_000).default(1_000),
-    /** Strategy of the scaler's own watch of the inference queue (the `default` ScaledObject). Default adaptive. */
+    /** Strategy of the scaler's own watches of the configured pools' queues (the `default` ScaledObject). Default adaptive. */
     SCALER_STRATEGY: z.enum(STRATEGY_NAMES).default('adaptive'),
   });
 
 export type ScalerConfig = z.infer<typeof ScalerEnvSchema>;
 
 export function loadScalerConfig(env: NodeJS.ProcessEnv = process.env): ScalerConfig {
-  return parseEnv(ScalerEnvSchema.superRefine(checkRedisTopology), env);
+  return parseEnv(
+    ScalerEnvSchema.superRefine((e, ctx) => {
+      checkRedisTopology(e, ctx);
+      checkModelRouting(e, ctx);
+    }),
+    env,
+  );
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { DecisionStore, ForecastStore, QueueObserver, SampleRecorder, SignalReader } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
+import { RedisKeys, modelRouting, poolQueue, redisTargets } from '@fastvlm/contracts';
 import { WorkerRegistry, createRedis, waitReady } from '@fastvlm/jobs';
 import { ScalerMetrics } from '@fastvlm/observability';
 import type { ScalerConfig } from './config';
@@ -35,12 +35,15 @@ export async function startScaler(cfg: ScalerConfig, log: Logger): Promise<Scale
   const recorder = new SampleRecorder(redis, keys);
   const observer = new QueueObserver(new SignalReader(redis, keys, readyWorkers), recorder, new ForecastStore(redis, keys, recorder));
   const metrics = new ScalerMetrics((err) => log.warn({ err }, 'metric observation failed'));
+  const routing = modelRouting(cfg);
   const service = new ScalerService({
     observer,
     decisions: new DecisionStore(redis, keys),
     metrics,
     log,
-    defaultQueue: INFERENCE_QUEUE,
+    // The same models as the gateways': a ScaledObject naming no queue scales the default model's pool.
+    defaultQueue: poolQueue(routing.defaultModel),
+    ownQueues: routing.models.map(poolQueue),
     defaultStrategy: cfg.SCALER_STRATEGY,
     tickMs: cfg.SCALER_TICK_MS,
     queueEvents: (handlers) =>

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LogEnvSchema, ModelEnvSchema, RedisEnvShape, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
+import { DEFAULT_USAGE_RETENTION_DAYS } from '@fastvlm/jobs';
 import { TracingEnvSchema } from '@fastvlm/observability';
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -69,6 +70,8 @@ export const WorkerEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sha
     JOB_SWEEP_GRACE_MS: int(1000).default(60_000),
     /** Pending job ids one sweep looks at, at most (the cost of a sweep is bounded by it, not by the keyspace). Default 200. */
     JOB_SWEEP_BATCH: int(1).max(10_000).default(200),
+    /** Days each hour of usage (per tenant, in the queue Redis) is kept from the hour's start. Default 400 (a year and a month of invoices). */
+    USAGE_RETENTION_DAYS: int(1).max(3_650).default(DEFAULT_USAGE_RETENTION_DAYS),
   });
 
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;

@@ -1,7 +1,7 @@
 import { WorkerMetrics, createLogger, startTracing } from '@fastvlm/observability';
 import { loadPipeline, type FastVlmPipeline } from '@fastvlm/pipeline';
 import { restrictImageLoaders } from '@fastvlm/security';
-import { AppError, INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
+import { AppError, RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { RedisFeatureStore, createRedis } from '@fastvlm/jobs';
 import { loadWorkerConfig } from './config';
 import { startWorkerHttp } from './http/worker-http';
@@ -9,7 +9,7 @@ import { AutoscaleSignals } from './telemetry/autoscale-signals';
 import { WorkerTelemetry } from './telemetry/job-telemetry';
 import { reportLoadFailure } from './telemetry/load-failure';
 import { WorkerStatus } from './telemetry/worker-status';
-import { WorkerApp, concurrencyOf, newWorkerId } from './worker-app';
+import { WorkerApp, concurrencyOf, newWorkerId, servedQueue } from './worker-app';
 
 /** What the steps after the drain (HTTP server, trace flush, a forced engine dispose) get beyond SHUTDOWN_TIMEOUT_MS. */
 const SHUTDOWN_BACKSTOP_GRACE_MS = 5_000;
@@ -22,10 +22,11 @@ async function main(): Promise<void> {
   // The autoscaler counts this worker as capacity on its way from now until it is ready (or gives up);
   // the id is the one it will announce in the registry.
   const workerId = newWorkerId();
-  const autoscale = new AutoscaleSignals(cfg, workerId, INFERENCE_QUEUE, concurrencyOf(cfg), log);
+  // Signals of its model pool's queue: the scaler decides per pool, from that pool's own figures.
+  const autoscale = new AutoscaleSignals(cfg, workerId, servedQueue(cfg), concurrencyOf(cfg), log);
   autoscale.loading();
   const tracing = await startTracing({ serviceName: 'fastvlm-worker', env: cfg });
-  const telemetry = new WorkerTelemetry(new WorkerMetrics((err) => log.warn({ err }, 'metric observation failed')), new WorkerStatus());
+  const telemetry = new WorkerTelemetry(new WorkerMetrics(cfg.FASTVLM_MODEL, (err) => log.warn({ err }, 'metric observation failed')), new WorkerStatus());
   // A rejection nothing handled is a defect, but it must not end every job of the batch with the process: log it, count it, go on.
   process.on('unhandledRejection', (reason: unknown) => {
     telemetry.metrics.unhandledRejection();
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   // Up before the model loads: liveness answers during a long load, readiness says why it is not ready.
   const http = await startWorkerHttp({ host: cfg.WORKER_HTTP_HOST, port: cfg.WORKER_HTTP_PORT, status: telemetry.status, metrics: telemetry.metrics });
   log.info({ url: http.url, tracesExported: tracing.exporting }, 'worker http listening');
-  log.info({ model: cfg.FASTVLM_MODEL }, 'loading model');
+  log.info({ model: cfg.FASTVLM_MODEL, queue: servedQueue(cfg) }, 'loading model');
   // Image features are shared through the cache Redis; a lookup that fails is a miss, never an error.
   const featureRedis = createRedis(redisTargets(cfg).cache ?? redisTargets(cfg).queue, 'producer', 'worker-features', (err) =>
     log.warn({ err: err.message }, 'vision cache redis error'),
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   } catch (e) {
     await autoscale.failed();
     await reportLoadFailure(redisTargets(cfg).queue, cfg.FASTVLM_REDIS_PREFIX, cfg.FASTVLM_MODEL);
-    if (cfg.FASTVLM_MODEL !== 'tiny-random' && e instanceof AppError && (e.code === 'model_not_found' || e.code === 'service_unavailable')) {
+    if (!cfg.FASTVLM_MODEL.startsWith('tiny-random') && e instanceof AppError && (e.code === 'model_not_found' || e.code === 'service_unavailable')) {
       throw new AppError(
         e.code,
         `${e.message} To try the stack without the real weights, set FASTVLM_MODEL=tiny-random (a generated random-weight model in the same layout).`,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys, redisTargets } from '@fastvlm/contracts';
+import { INFERENCE_JOB, InferenceJobDataSchema, RedisKeys, poolQueue, redisTargets } from '@fastvlm/contracts';
 import {
   AnswerCache,
   ImageStore,
@@ -13,11 +13,13 @@ import {
   JobSweeper,
   WorkerRegistry,
   RedisSafetyWatch,
+  UsageStore,
   assertQueueRedisSafe,
   createRedis,
   processInferenceJob,
   type InferenceEngine,
   type ProcessOutcome,
+  type UsageEntry,
 } from '@fastvlm/jobs';
 import { WorkerMetrics } from '@fastvlm/observability';
 import { Cancellations } from './cancellations';
@@ -69,8 +71,13 @@ export interface OwnedEngine extends InferenceEngine {
   dispose(opts?: { force?: boolean }): Promise<void>;
 }
 
+/** The queue a worker consumes: its model's pool (the gateway routes each request there by the model it names). */
+export function servedQueue(cfg: WorkerConfig): string {
+  return poolQueue(cfg.FASTVLM_MODEL);
+}
+
 /**
- * One worker process: consumes the inference queue with a loaded, warmed
+ * One worker process: consumes its model pool's queue with a loaded, warmed
  * model, and drains cleanly on SIGTERM.
  */
 export class WorkerApp {
@@ -88,15 +95,17 @@ export class WorkerApp {
   /** The events reader's own connection: BullMQ leaves a connection it was given open when it closes. */
   private eventsRedis: Redis | null = null;
   private sweeping: NodeJS.Timeout | null = null;
+  private readonly queue: string;
 
   constructor(
     private readonly cfg: WorkerConfig,
     private readonly engine: OwnedEngine,
     private readonly log: Logger,
-    private readonly telemetry = new WorkerTelemetry(new WorkerMetrics(), new WorkerStatus()),
+    private readonly telemetry = new WorkerTelemetry(new WorkerMetrics(cfg.FASTVLM_MODEL), new WorkerStatus()),
     opts: WorkerAppOptions = {},
   ) {
     this.id = opts.id ?? newWorkerId();
+    this.queue = servedQueue(cfg);
     this.activity = opts.activity ?? null;
     this.keys = new RedisKeys(cfg.FASTVLM_REDIS_PREFIX);
     const sink = (err: Error, connection: string): void => log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
@@ -119,7 +128,10 @@ export class WorkerApp {
     });
     const cancellations = new Cancellations(this.sub, this.keys.cancelChannel());
     await cancellations.start();
-    const deps = { store, images, answers, engine: this.engine, now: () => Date.now() };
+    const usage = new UsageStore(this.redis, this.keys, { retentionDays: this.cfg.USAGE_RETENTION_DAYS });
+    // A lost usage write is logged with its amounts, so that it can be added back from the logs.
+    const onUsageLost = (entry: UsageEntry, err: unknown): void => this.log.warn({ err, usage: entry }, 'usage write failed: this job is not metered');
+    const deps = { store, images, answers, engine: this.engine, now: () => Date.now(), usage, onUsageLost };
 
     const handle = async (job: Job): Promise<ProcessOutcome> => {
       if (job.name !== INFERENCE_JOB) throw this.invalidJob(`unknown job name "${job.name}"`);
@@ -160,7 +172,7 @@ export class WorkerApp {
       }
     };
 
-    this.worker = new Worker(INFERENCE_QUEUE, processor, {
+    this.worker = new Worker(this.queue, processor, {
       connection: this.redis,
       prefix: this.keys.bull(),
       concurrency: concurrencyOf(this.cfg),
@@ -172,12 +184,12 @@ export class WorkerApp {
       runRetryDelay: RUN_RETRY_DELAY_MS,
     });
     this.worker.on('error', (e) => this.log.error({ err: e }, 'queue error'));
-    await this.startReconciling(store, this.worker);
+    await this.startReconciling(store);
 
     const registry = new WorkerRegistry(this.redis, this.keys);
     const info = this.engine.info;
     await registry.announce(
-      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: info.device, pid: process.pid, startedAt: Date.now(), queue: INFERENCE_QUEUE },
+      { id: this.id, model: info.id, revision: info.revision, dtype: info.dtype, device: info.device, pid: process.pid, startedAt: Date.now(), queue: this.queue },
       Date.now(),
     );
     this.heartbeat = setInterval(() => {
@@ -188,7 +200,7 @@ export class WorkerApp {
     this.worker.run().catch((e: unknown) => this.log.error({ err: e }, 'worker stopped with an error'));
     await this.worker.waitUntilReady();
     this.telemetry.ready(info.id, info.dtype, () => this.redis.ping());
-    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, concurrency: concurrencyOf(this.cfg) }, 'worker ready');
+    this.log.info({ workerId: this.id, model: info.id, revision: info.revision, queue: this.queue, concurrency: concurrencyOf(this.cfg) }, 'worker ready');
   }
 
   /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), then releases everything. */
@@ -204,7 +216,7 @@ export class WorkerApp {
    * the queue's event stream outlives the process that made a failure, and
    * every write is atomic and idempotent, so workers doing it at once write once.
    */
-  private async startReconciling(store: JobStore, worker: Worker): Promise<void> {
+  private async startReconciling(store: JobStore): Promise<void> {
     const reconciler = new JobReconciler(store, () => Date.now(), {
       onReconciled: (jobId, error) => {
         this.telemetry.jobFailed(error.code);
@@ -215,7 +227,8 @@ export class WorkerApp {
     const sink = (err: Error, connection: string): void => this.log.warn({ err: err.message, connection }, 'redis connection error; reconnecting');
     // Reads the queue's event stream with a blocking XREAD: a connection of its own.
     this.eventsRedis = createRedis(redisTargets(this.cfg).queue, 'subscriber', 'worker-events', sink);
-    const events = new QueueEvents(INFERENCE_QUEUE, { connection: this.eventsRedis, prefix: this.keys.bull() });
+    // This pool's queue: each pool's own workers reconcile what it ends.
+    const events = new QueueEvents(this.queue, { connection: this.eventsRedis, prefix: this.keys.bull() });
     events.on('failed', ({ jobId, failedReason }) => void reconciler.failed(jobId, failedReason));
     // A run that returned one of its outcomes found the record ended (or held by a newer run): no write needed, so
     // every worker does not run a script for every job; anything else (a defect) is still reconciled.
@@ -226,7 +239,13 @@ export class WorkerApp {
     this.queueEvents = events;
     await events.waitUntilReady();
     if (this.cfg.JOB_SWEEP_INTERVAL_MS === 0) return;
-    const sweeper = new JobSweeper(store, (id) => worker.toKey(id), { graceMs: this.cfg.JOB_SWEEP_GRACE_MS, batch: this.cfg.JOB_SWEEP_BATCH });
+    // The pending index is shared by every pool: each record is looked for on its own model's queue, so a
+    // worker sweeps the jobs of pools with no worker too (the key as BullMQ's `toKey` spells it).
+    const bull = this.keys.bull();
+    const sweeper = new JobSweeper(store, (id, model) => `${bull}:${poolQueue(model)}:${id}`, {
+      graceMs: this.cfg.JOB_SWEEP_GRACE_MS,
+      batch: this.cfg.JOB_SWEEP_BATCH,
+    });
     let sweeping = false;
     this.sweeping = setInterval(() => {
       if (sweeping) return;

@@ -36,7 +36,7 @@ describe('scaler metadata', () => {
   it('reads every setting', () => {
     expect(
       parse({
-        queue: 'fastvlm-0.5b',
+        queue: 'inference-onnx-community~2fFastVLM-0.5B-ONNX',
         strategy: 'predictive',
         targetQueueWaitSeconds: '2.5',
         replicaCapacity: '4',
@@ -47,7 +47,7 @@ describe('scaler metadata', () => {
         scaleToZeroGraceSeconds: '120',
       }),
     ).toEqual({
-      queue: 'fastvlm-0.5b',
+      queue: 'inference-onnx-community~2fFastVLM-0.5B-ONNX',
       strategy: 'predictive',
       targetQueueWaitSeconds: 2.5,
       replicaCapacity: 4,
@@ -71,6 +71,7 @@ describe('scaler metadata', () => {
     [{ startupSeconds: '1e3' }, 'startupSeconds'],
     [{ scaleToZeroGraceSeconds: '3600' }, 'scaleToZeroGraceSeconds'],
     [{ queue: 'a:b' }, 'queue'],
+    [{ queue: 'a/b' }, 'queue'],
     [{ targetQueueWait: '5' }, 'targetQueueWait'],
   ])('refuses %j naming the field', (m, field) => {
     expect(fieldOf(m)).toBe(field);

@@ -35,12 +35,15 @@ const integer = (min: number, max: number) =>
     .pipe(z.number().int().min(min).max(max));
 const measuredOr = (min: number, max: number) => z.union([z.literal('measured'), number(min, max)]);
 
-/** Queue names as BullMQ takes them here: no `:` (it separates key parts) and nothing a key could be bent with. */
-const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+/**
+ * Queue names as BullMQ takes them here: no `:` (it separates key parts) and nothing a key could be bent with;
+ * `~` because a pool's queue writes the other characters of its model id as `~<hex>` (`poolQueue`).
+ */
+const QUEUE_NAME = /^[A-Za-z0-9_.~-]{1,200}$/;
 
 const MetadataSchema = z
   .object({
-    queue: z.string().trim().regex(QUEUE_NAME, 'must be 1-100 of A-Z a-z 0-9 _ . -').optional(),
+    queue: z.string().trim().regex(QUEUE_NAME, 'must be 1-200 of A-Z a-z 0-9 _ . ~ - (a pool\'s queue: poolQueue(model id))').optional(),
     strategy: z.enum(STRATEGY_NAMES, { message: `must be one of ${STRATEGY_NAMES.join(', ')}` }).default('adaptive'),
     targetQueueWaitSeconds: number(0.1, 86_400).default(10),
     replicaCapacity: measuredOr(0.0001, 1_000_000).default('measured'),

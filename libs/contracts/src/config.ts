@@ -115,6 +115,78 @@ export const ModelEnvSchema = z.object({
   FASTVLM_CACHE_DIR: z.string().min(1).optional(),
 });
 
+/**
+ * Which models one gateway routes, by name (what the scaler needs to know too):
+ * the pools it serves, the names clients may use for them, and where a request
+ * that names none goes. Composed with `ModelEnvSchema`; `modelRouting` turns the
+ * parsed values into a table, `checkModelRouting` reports what is inconsistent.
+ */
+export const ModelRoutingEnvShape = {
+  /** Model ids served, comma-separated, each its own pool (`FASTVLM_MODEL` when unset). */
+  FASTVLM_MODELS: z.string().optional(),
+  /** Other names for served models, `alias=id,…` (as vLLM's `--served-model-name`). */
+  FASTVLM_MODEL_ALIASES: z.string().default(''),
+  /** The model (id or alias) of a request that names none; the first of the served models when unset. */
+  FASTVLM_DEFAULT_MODEL: z.string().trim().min(1).optional(),
+};
+
+type ModelRoutingFields = z.infer<z.ZodObject<typeof ModelRoutingEnvShape>> & { FASTVLM_MODEL: string };
+
+/** The configured pools: ids in the order given, aliases to those ids, and the default one. */
+export interface ModelRouting {
+  /** Configured model ids; the default first. */
+  models: string[];
+  /** alias → model id, in the order given. */
+  aliases: ReadonlyMap<string, string>;
+  /** The model id of a request that names none. */
+  defaultModel: string;
+}
+
+interface RoutingProblem {
+  variable: keyof typeof ModelRoutingEnvShape;
+  message: string;
+}
+
+function planRouting(env: ModelRoutingFields): { routing: ModelRouting; problems: RoutingProblem[] } {
+  const problems: RoutingProblem[] = [];
+  const listed = env.FASTVLM_MODELS === undefined ? [env.FASTVLM_MODEL] : env.FASTVLM_MODELS.split(',').map((m) => m.trim());
+  const models: string[] = [];
+  for (const m of listed) {
+    if (!m) problems.push({ variable: 'FASTVLM_MODELS', message: 'an empty model id (give ids separated by commas)' });
+    else if (models.includes(m)) problems.push({ variable: 'FASTVLM_MODELS', message: `"${m}" is listed twice` });
+    else models.push(m);
+  }
+  const aliases = new Map<string, string>();
+  for (const entry of env.FASTVLM_MODEL_ALIASES.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const at = entry.indexOf('=');
+    const alias = entry.slice(0, at).trim();
+    const target = entry.slice(at + 1).trim();
+    if (at < 1 || !alias || !target) problems.push({ variable: 'FASTVLM_MODEL_ALIASES', message: `"${entry}" is not alias=model-id` });
+    else if (!models.includes(target)) problems.push({ variable: 'FASTVLM_MODEL_ALIASES', message: `"${alias}" names "${target}", which is not a served model (${models.join(', ')})` });
+    else if (models.includes(alias)) problems.push({ variable: 'FASTVLM_MODEL_ALIASES', message: `"${alias}" is a model id already; an alias must be another name` });
+    else if (aliases.has(alias)) problems.push({ variable: 'FASTVLM_MODEL_ALIASES', message: `"${alias}" is given twice` });
+    else aliases.set(alias, target);
+  }
+  const asked = env.FASTVLM_DEFAULT_MODEL;
+  let defaultModel = models[0] ?? env.FASTVLM_MODEL;
+  if (asked !== undefined) {
+    const id = aliases.get(asked) ?? asked;
+    if (models.includes(id)) defaultModel = id;
+    else problems.push({ variable: 'FASTVLM_DEFAULT_MODEL', message: `"${asked}" is neither a served model nor an alias of one (${models.join(', ')})` });
+  }
+  return { routing: { models: [defaultModel, ...models.filter((m) => m !== defaultModel)], aliases, defaultModel }, problems };
+}
+
+/** The routing table of validated configuration (`checkModelRouting` passed). */
+export function modelRouting(env: ModelRoutingFields): ModelRouting {
+  return planRouting(env).routing;
+}
+
+/** Refinement for schemas that carry `ModelRoutingEnvShape` and `FASTVLM_MODEL`. */
+export function checkModelRouting(env: ModelRoutingFields, ctx: z.RefinementCtx): void {
+  for (const p of planRouting(env).problems) ctx.addIssue({ code: 'custom', path: [p.variable], message: p.message });
+}
+
 export const LogEnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

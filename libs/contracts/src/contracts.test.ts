@@ -12,6 +12,10 @@ import {
   RedisEnvSchema,
   redisTargets,
   poolQueue,
+  ModelEnvSchema,
+  ModelRoutingEnvShape,
+  checkModelRouting,
+  modelRouting,
 } from './index';
 
 const job = {
@@ -104,6 +108,41 @@ describe('contracts', () => {
     );
     expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:1,n2' })).toThrow('REDIS_CLUSTER_NODES: "n2" is not host:port');
     expect(() => parseEnv(RedisEnvSchema, { REDIS_CLUSTER_NODES: 'n:70000' })).toThrow('"n:70000" is not host:port');
+  });
+
+  it('routes by FASTVLM_MODELS, aliases and a default, and with none of them serves FASTVLM_MODEL alone', () => {
+    const schema = ModelEnvSchema.extend(ModelRoutingEnvShape).superRefine(checkModelRouting);
+    const routing = (env: Record<string, string>) => modelRouting(parseEnv(schema, env));
+    expect(routing({ FASTVLM_MODEL: 'tiny-random' })).toEqual({ models: ['tiny-random'], aliases: new Map(), defaultModel: 'tiny-random' });
+    expect(routing({})).toEqual({ models: ['onnx-community/FastVLM-0.5B-ONNX'], aliases: new Map(), defaultModel: 'onnx-community/FastVLM-0.5B-ONNX' });
+    // FASTVLM_MODELS replaces FASTVLM_MODEL; the default may be named by an alias, and is listed first.
+    expect(
+      routing({
+        FASTVLM_MODEL: 'ignored',
+        FASTVLM_MODELS: ' tiny-random , tiny-random@other ',
+        FASTVLM_MODEL_ALIASES: 'fast=tiny-random, second = tiny-random@other',
+        FASTVLM_DEFAULT_MODEL: 'second',
+      }),
+    ).toEqual({
+      models: ['tiny-random@other', 'tiny-random'],
+      aliases: new Map([
+        ['fast', 'tiny-random'],
+        ['second', 'tiny-random@other'],
+      ]),
+      defaultModel: 'tiny-random@other',
+    });
+  });
+
+  it('refuses routing that could send a request nowhere, naming the variable', () => {
+    const schema = ModelEnvSchema.extend(ModelRoutingEnvShape).superRefine(checkModelRouting);
+    const fail = (env: Record<string, string>) => () => parseEnv(schema, env);
+    expect(fail({ FASTVLM_MODELS: 'a,,b' })).toThrow('Invalid configuration:\n  FASTVLM_MODELS: an empty model id (give ids separated by commas)');
+    expect(fail({ FASTVLM_MODELS: 'a,a' })).toThrow('FASTVLM_MODELS: "a" is listed twice');
+    expect(fail({ FASTVLM_MODELS: 'a', FASTVLM_MODEL_ALIASES: 'x=b' })).toThrow('FASTVLM_MODEL_ALIASES: "x" names "b", which is not a served model (a)');
+    expect(fail({ FASTVLM_MODELS: 'a,b', FASTVLM_MODEL_ALIASES: 'b=a' })).toThrow('FASTVLM_MODEL_ALIASES: "b" is a model id already; an alias must be another name');
+    expect(fail({ FASTVLM_MODELS: 'a', FASTVLM_MODEL_ALIASES: 'x=a,x=a' })).toThrow('FASTVLM_MODEL_ALIASES: "x" is given twice');
+    expect(fail({ FASTVLM_MODELS: 'a', FASTVLM_MODEL_ALIASES: 'just-a-name' })).toThrow('FASTVLM_MODEL_ALIASES: "just-a-name" is not alias=model-id');
+    expect(fail({ FASTVLM_MODELS: 'a', FASTVLM_DEFAULT_MODEL: 'b' })).toThrow('FASTVLM_DEFAULT_MODEL: "b" is neither a served model nor an alias of one (a)');
   });
 
   it('names each model pool\'s queue from its id, readably and without collisions', () => {

@@ -109,6 +109,12 @@ export const InferenceResultSchema = z.strictObject({
     decodeMs: z.number().min(0).optional(),
     /** From the worker taking the job to its first token. */
     ttftMs: z.number().min(0).optional(),
+    /**
+     * Device milliseconds the job was charged: its share of each model run it took part in (a run's
+     * wall time divided among the requests batched in it), what usage metering counts as GPU time
+     * (the device may be a CPU). Absent in results written before it existed.
+     */
+    deviceMs: z.number().min(0).optional(),
   }),
 });
 export type InferenceResult = z.infer<typeof InferenceResultSchema>;

@@ -1,5 +1,5 @@
-/** BullMQ queue that carries inference jobs from gateways to workers. */
-export const INFERENCE_QUEUE = 'inference';
+/** What every pool queue's name starts with; no queue is named this alone (each model has its own). */
+const POOL_QUEUE_PREFIX = 'inference';
 /**
  * The BullMQ queue of a model pool: the workers that serve `model` consume it.
  * The id is kept readable, with every character outside `[A-Za-z0-9._-]`
@@ -8,9 +8,9 @@ export const INFERENCE_QUEUE = 'inference';
  */
 export function poolQueue(model: string): string {
   const safe = [...model].map((c) => (/[A-Za-z0-9._-]/.test(c) ? c : `~${Buffer.from(c, 'utf8').toString('hex')}`)).join('');
-  return `${INFERENCE_QUEUE}-${safe}`;
+  return `${POOL_QUEUE_PREFIX}-${safe}`;
 }
-/** The only job name on the inference queue; the worker refuses any other. */
+/** The only job name on a pool's queue; the worker refuses any other. */
 export const INFERENCE_JOB = 'chat';
 
 /** The parts of a queue's autoscaling signals (see `RedisKeys.autoscale`). */
@@ -30,8 +30,8 @@ export type AutoscalePart = 'arrivals' | 'completions' | 'work' | 'loading' | 's
  * - a job's keys carry the tag `{<job id>}`: its record, event stream, event
  *   channel (sharded pub/sub) and sync-waiter count, which its scripts touch
  *   together. Per-token traffic lands here, so it spreads over the shards.
- * - images, answers, vision features and idempotency records are single
- *   keys, untagged: they spread by their own name.
+ * - images, answers, vision features, idempotency records and usage
+ *   counters are single keys, untagged: they spread by their own name.
  * Every key starts with `<prefix>:`, so `SCAN MATCH <prefix>:*` finds them all.
  */
 export class RedisKeys {
@@ -110,6 +110,18 @@ export class RedisKeys {
    */
   autoscale(queue: string, part: AutoscalePart): string {
     return `${this.shared}:autoscale:${queue}:${part}`;
+  }
+  /**
+   * A tenant's usage in one hour: a hash of `<model>|<class>|<metric>` → integer, keyed by the hour's
+   * start in epoch seconds (libs/jobs/src/usage-store.ts owns the fields). Untagged: every write is
+   * one MULTI on this key alone, so tenants and hours spread over the shards.
+   */
+  usage(tenant: string, hourEpochSeconds: number): string {
+    return `${this.prefix}:usage:${tenant}:${hourEpochSeconds}`;
+  }
+  /** Set of the tenants with usage in one hour (how an admin reads every tenant's usage). Untagged, like `usage`. */
+  usageTenants(hourEpochSeconds: number): string {
+    return `${this.prefix}:usage-tenants:${hourEpochSeconds}`;
   }
   /** Pub/sub channel on which cancellations are broadcast to workers (classic PUBLISH: every worker hears it). */
   cancelChannel(): string {

@@ -14,3 +14,4 @@ export * from './idempotency';
 export * from './submit';
 export * from './feature-store';
 export * from './tick-batch';
+export * from './usage-store';

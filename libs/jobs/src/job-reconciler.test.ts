@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
+import { INFERENCE_JOB, InferenceJobDataSchema, RedisKeys, type InferenceJobData, type JobEvent, poolQueue } from '@fastvlm/contracts';
 import type { GenerateRequest, GenerateResult } from '@fastvlm/pipeline';
 import { AnswerCache } from './answer-cache';
 import { ImageStore, sha256Hex } from './image-store';
@@ -54,11 +54,11 @@ describe('JobReconciler', () => {
 
   beforeAll(async () => {
     redis = new Redis(TEST_REDIS_URL);
-    queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
+    queue = new Queue(poolQueue('fake-model'), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     store = new JobStore(redis, keys, 60);
     // This process runs no BullMQ worker: it only reads the queue's events, as every worker does.
     const reconciler = new JobReconciler(store, () => Date.now());
-    events = new QueueEvents(INFERENCE_QUEUE, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
+    events = new QueueEvents(poolQueue('fake-model'), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     events.on('failed', ({ jobId, failedReason }) => void reconciler.failed(jobId, failedReason));
     events.on('completed', ({ jobId }) => void reconciler.completed(jobId));
     await events.waitUntilReady();
@@ -137,13 +137,13 @@ describe('JobReconciler', () => {
           if (i === 2) runRedis.disconnect();
           req.onToken?.({ index: i, text: `t${i}` });
         }
-        const timings = { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 };
+        const timings = { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0, deviceMs: 0 };
         return { text: '', finishReason: req.signal?.aborted ? 'cancelled' : 'length', usage: { promptTokens: 1, completionTokens: i }, tokenIds: [], timings };
       },
     };
     const deps = { store: runStore, images, answers: new AnswerCache(redis, keys, { l1MaxBytes: 0, l2TtlSeconds: 60 }), engine, now: () => Date.now() };
     const worker = new Worker(
-      INFERENCE_QUEUE,
+      poolQueue('fake-model'),
       (job) =>
         processInferenceJob(deps, InferenceJobDataSchema.parse(job.data), {
           attemptsMade: job.attemptsMade,

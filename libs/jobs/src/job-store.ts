@@ -154,6 +154,11 @@ export class JobStore {
     return JOB_STATUSES.find((s) => s === st) ?? null;
   }
 
+  /** The model the record names (its pool: the queue its job is on); null when the record does not exist. */
+  modelOf(id: string): Promise<string | null> {
+    return this.redis.hget(this.keys.job(id), 'model');
+  }
+
   /**
    * A worker claims the job (first run, or a re-run after a crash) and gets
    * the attempt number that fences its writes. `claim` is the queue's count of
@@ -243,16 +248,19 @@ export class JobStore {
   }
 
   /**
-   * Fails a pending job with `error` if it is still queued and `queueJobKey`
-   * (its queue job) does not exist; either way drops it from the index. The
-   * queue is checked first, in its own slot: an enqueue landing between that
-   * check and the record's would meet a failed record and be refused by the
-   * worker, which needs a gateway stalled for the whole sweep grace between
-   * writing the record and enqueueing.
+   * Fails a pending job with `error` if it is still queued and its queue job
+   * (`queueJobKey` of the model its record names: each model has its own
+   * queue) does not exist; either way drops it from the index. The queue is
+   * checked first, in its own slot: an enqueue landing between that check and
+   * the record's would meet a failed record and be refused by the worker,
+   * which needs a gateway stalled for the whole sweep grace between writing
+   * the record and enqueueing.
    */
-  async sweepPending(id: string, queueJobKey: string, error: SerializedError, now: number): Promise<SweepOutcome> {
+  async sweepPending(id: string, queueJobKey: (model: string) => string, error: SerializedError, now: number): Promise<SweepOutcome> {
     const event: JobEvent = { type: 'error', error };
-    const enqueued = (await this.redis.exists(queueJobKey)) === 1;
+    // A record's model never changes; a record that is gone is answered 'missing' by the script.
+    const model = await this.modelOf(id);
+    const enqueued = model !== null && (await this.redis.exists(queueJobKey(model))) === 1;
     const r = await SWEEP_PENDING.run(
       this.redis,
       [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)],

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_JOB, INFERENCE_QUEUE, RedisKeys, type DecodingParams, type JobEvent } from '@fastvlm/contracts';
+import { INFERENCE_JOB, RedisKeys, poolQueue, type DecodingParams, type JobEvent } from '@fastvlm/contracts';
 import { AnswerCache } from './answer-cache';
 import { ImageStore } from './image-store';
 import { JobStore } from './job-store';
@@ -40,9 +40,10 @@ describe('JobSweeper on real Redis and BullMQ', () => {
 
   beforeAll(() => {
     redis = new Redis(TEST_REDIS_URL);
-    queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
+    queue = new Queue(poolQueue('m'), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     store = new JobStore(redis, keys, 60);
-    sweeper = new JobSweeper(store, (id) => queue.toKey(id), { graceMs: GRACE_MS, batch: 100 });
+    // Each record's model names its pool's queue.
+    sweeper = new JobSweeper(store, (id, model) => `${keys.bull()}:${poolQueue(model)}:${id}`, { graceMs: GRACE_MS, batch: 100 });
   });
   afterAll(async () => {
     await queue.close();
@@ -82,8 +83,30 @@ describe('JobSweeper on real Redis and BullMQ', () => {
     expect(await redis.zscore(keys.pendingJobs(), 'job_add_failed')).toBeNull();
   });
 
+  it('looks for a job on the queue of the model its record names, not on another pool\'s', async () => {
+    // Enqueued on model n's pool, as the gateway routes a request naming n.
+    const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const other = new Queue(poolQueue('n'), { connection, prefix: keys.bull() });
+    try {
+      await store.create({ id: 'job_on_pool_n', tenant: 'acme', model: 'n', createdAt: Date.now() });
+      await other.add(INFERENCE_JOB, { id: 'job_on_pool_n' }, { jobId: 'job_on_pool_n' });
+      // Recorded for model n but never enqueued anywhere, and one on model m's queue while its record says n.
+      await store.create({ id: 'job_lost_of_n', tenant: 'acme', model: 'n', createdAt: Date.now() });
+      await store.create({ id: 'job_wrong_pool', tenant: 'acme', model: 'n', createdAt: Date.now() });
+      await queue.add(INFERENCE_JOB, { id: 'job_wrong_pool' }, { jobId: 'job_wrong_pool' });
+      const report = await sweeper.tick(later());
+      expect(report.failed.sort()).toEqual(['job_lost_of_n', 'job_wrong_pool']);
+      expect((await store.get('job_on_pool_n'))?.status).toBe('queued');
+    } finally {
+      await other.obliterate({ force: true });
+      await other.close();
+      connection.disconnect();
+      await queue.remove('job_wrong_pool');
+    }
+  });
+
   it('looks at no more than its batch per tick, oldest first, and never at claimed or finished jobs', async () => {
-    const small = new JobSweeper(store, (id) => queue.toKey(id), { graceMs: GRACE_MS, batch: 2 });
+    const small = new JobSweeper(store, (id, model) => `${keys.bull()}:${poolQueue(model)}:${id}`, { graceMs: GRACE_MS, batch: 2 });
     const t = Date.now();
     for (const [i, id] of ['job_b1', 'job_b2', 'job_b3'].entries()) await store.create({ id, tenant: 'acme', model: 'm', createdAt: t + i });
     await store.create({ id: 'job_b_started', tenant: 'acme', model: 'm', createdAt: t - 10 });

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys, type DecodingParams, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
+import { AppError, RedisKeys, type DecodingParams, type InferenceJobData, type JobEvent } from '@fastvlm/contracts';
 import type { GenerateRequest, GenerateResult } from '@fastvlm/pipeline';
 import { AnswerCache } from './answer-cache';
 import { ImageStore, sha256Hex } from './image-store';
@@ -9,18 +9,25 @@ import { JobFailure, processInferenceJob, type InferenceEngine, type ProcessDeps
 import { cleanupPrefix, testPrefix, TEST_REDIS_URL } from './test-redis';
 import { OwnRedis } from './test-redis-server';
 import { freeTcpPort } from './test-ports';
+import { UsageStore, hourOf, type UsageEntry, type UsageTotals } from './usage-store';
 
 const IMAGE = Buffer.from('not decoded by the fake engine');
 const PARAMS: DecodingParams = { maxTokens: 40, temperature: 0, topP: 1, stop: [] };
+
+/** Device time the fake engine charges: its prefill, then each step. */
+const PREFILL_MS = 5.25;
+const STEP_MS = 2.5;
 
 /**
  * Stands in for the model: one token per decode step (a timer tick, as a real
  * step yields to the event loop), stopping at the signal as the engine does.
  * `beforeToken` runs before each token is emitted, to inject a fault mid-run.
+ * It charges PREFILL_MS of device time, then STEP_MS per step, as the engine reports it.
  */
 class FakeEngine implements InferenceEngine {
   readonly info = { id: 'fake-model', revision: 'rev-1', dtype: 'fp32', device: 'cpu', dir: '/nowhere' };
   readonly requests: GenerateRequest[] = [];
+  readonly results: GenerateResult[] = [];
   /** Tokens emitted, by question. */
   readonly emitted = new Map<string, number>();
   beforeToken: (question: string, index: number) => Promise<void> | void = () => undefined;
@@ -30,8 +37,12 @@ class FakeEngine implements InferenceEngine {
     let text = '';
     let n = 0;
     let finishReason: GenerateResult['finishReason'] = 'length';
+    let deviceMs = PREFILL_MS;
+    req.onDeviceTime?.(PREFILL_MS);
     for (let i = 0; i < req.params.maxTokens; i++) {
       await new Promise((r) => setTimeout(r, 1));
+      deviceMs += STEP_MS;
+      req.onDeviceTime?.(STEP_MS);
       await this.beforeToken(req.question, i);
       if (req.signal?.aborted) {
         finishReason = 'cancelled';
@@ -43,13 +54,15 @@ class FakeEngine implements InferenceEngine {
       this.emitted.set(req.question, n);
       req.onToken?.({ index: i, text: t });
     }
-    return {
+    const result: GenerateResult = {
       text,
       finishReason,
       usage: { promptTokens: 5, completionTokens: n },
       tokenIds: [],
-      timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 },
+      timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0, deviceMs },
     };
+    this.results.push(result);
+    return result;
   }
 }
 
@@ -58,6 +71,7 @@ interface Env {
   keys: RedisKeys;
   store: JobStore;
   images: ImageStore;
+  usage: UsageStore;
   deps: (engine: InferenceEngine, answers?: AnswerCache) => ProcessDeps;
 }
 
@@ -66,7 +80,8 @@ function env(redis: Redis, prefix: string): Env {
   const store = new JobStore(redis, keys, 60);
   const images = new ImageStore(redis, keys, 60);
   const answers = new AnswerCache(redis, keys, { l1MaxBytes: 0, l2TtlSeconds: 60 });
-  return { redis, keys, store, images, deps: (engine, a = answers) => ({ store, images, answers: a, engine, now: () => Date.now() }) };
+  const usage = new UsageStore(redis, keys, { retentionDays: 1 });
+  return { redis, keys, store, images, usage, deps: (engine, a = answers) => ({ store, images, answers: a, engine, now: () => Date.now(), usage }) };
 }
 
 async function queued(e: Env, id: string, question: string, params: Partial<InferenceJobData> = {}): Promise<InferenceJobData> {
@@ -205,6 +220,119 @@ describe('processInferenceJob on real Redis', () => {
     } finally {
       dead.disconnect();
     }
+  });
+});
+
+describe('usage metering by processInferenceJob', () => {
+  const prefix = testPrefix();
+  let redis: Redis;
+  let e: Env;
+  const since = Date.now();
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL);
+    e = env(redis, prefix);
+  });
+  afterAll(async () => {
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  /** A tenant's usage since the file started, by class (the hours a test can span). */
+  async function usageOf(tenant: string): Promise<Record<string, Record<string, number>>> {
+    const cells = await e.usage.read({ tenant, fromHour: hourOf(since), toHour: hourOf(Date.now()) + 3_600 });
+    const out: Record<string, Record<string, number>> = {};
+    for (const c of cells) {
+      const t = (out[c.workClass] ??= {});
+      for (const k of Object.keys(c.totals) as (keyof UsageTotals)[]) t[k] = (t[k] ?? 0) + c.totals[k];
+    }
+    return out;
+  }
+  const only = (t: Partial<Record<string, number>>) => ({
+    jobs: 0, failedJobs: 0, cancelledJobs: 0, deviceUs: 0, promptTokens: 0, completionTokens: 0, images: 0, ...t,
+  });
+
+  it('meters a succeeded job once, at its class, with the device time its result reports; a later run of it adds nothing', async () => {
+    const engine = new FakeEngine();
+    const data = await queued(e, 'job_meter_ok', 'q', { tenant: 'm-ok', workClass: 'async', params: { ...PARAMS, maxTokens: 3 } });
+    const plain = await queued(e, 'job_meter_plain', 'q', { tenant: 'm-ok', params: { ...PARAMS, maxTokens: 2 } });
+    expect(await processInferenceJob(e.deps(engine), data, attempt())).toBe('succeeded');
+    expect(await processInferenceJob(e.deps(engine), plain, attempt())).toBe('succeeded');
+    const result = (await e.store.get(data.id))?.result;
+    expect(result?.timings.deviceMs).toBe(PREFILL_MS + 3 * STEP_MS);
+    // A re-delivery of the finished job (a second claim) finds it ended.
+    expect(await processInferenceJob(e.deps(engine), data, attempt(3, 2))).toBe('already-finished');
+    expect(await usageOf('m-ok')).toEqual({
+      async: only({ jobs: 1, deviceUs: (PREFILL_MS + 3 * STEP_MS) * 1000, promptTokens: 5, completionTokens: 3, images: 1 }),
+      // No class on the job: interactive.
+      interactive: only({ jobs: 1, deviceUs: (PREFILL_MS + 2 * STEP_MS) * 1000, promptTokens: 5, completionTokens: 2, images: 1 }),
+    });
+  });
+
+  it('meters a job that fails for good with the device time it was charged and no tokens; a run that is retried is not metered', async () => {
+    const engine = new FakeEngine();
+    engine.beforeToken = (question, index) => {
+      if (question === 'times out' && index === 2) throw new AppError('timeout', 'past its deadline');
+      if (question === 'breaks' && index === 1) throw new Error('engine broke');
+    };
+    const fatal = await queued(e, 'job_meter_timeout', 'times out', { tenant: 'm-fail' });
+    await expect(processInferenceJob(e.deps(engine), fatal, attempt(3))).rejects.toMatchObject({ kind: 'fatal', error: { code: 'timeout' } });
+    expect(await usageOf('m-fail')).toEqual({ interactive: only({ jobs: 1, failedJobs: 1, deviceUs: (PREFILL_MS + 3 * STEP_MS) * 1000, images: 1 }) });
+
+    const flaky = await queued(e, 'job_meter_retried', 'breaks', { tenant: 'm-retry' });
+    await expect(processInferenceJob(e.deps(engine), flaky, attempt(2, 1))).rejects.toMatchObject({ kind: 'transient' });
+    expect((await e.store.get(flaky.id))?.status).toBe('queued');
+    expect(await usageOf('m-retry')).toEqual({});
+    await expect(processInferenceJob(e.deps(engine), flaky, attempt(2, 2))).rejects.toMatchObject({ kind: 'transient' });
+    expect((await e.store.get(flaky.id))?.status).toBe('failed');
+    // Only the last run, whose failure ended the job.
+    expect(await usageOf('m-retry')).toEqual({ interactive: only({ jobs: 1, failedJobs: 1, deviceUs: (PREFILL_MS + 2 * STEP_MS) * 1000, images: 1 }) });
+  });
+
+  it('meters a job cancelled while it ran with what it had used, once: by the run that held it, not by a run that had lost it', async () => {
+    const engine = new FakeEngine();
+    const data = await queued(e, 'job_meter_cancel', 'q', { tenant: 'm-cancel', params: { ...PARAMS, maxTokens: 400 } });
+    engine.beforeToken = async (_q, index) => {
+      if (index === 3) await e.store.cancel(data.id, Date.now());
+    };
+    expect(await processInferenceJob(e.deps(engine), data, attempt())).toBe('cancelled');
+    const generated = engine.results.at(-1);
+    expect(generated?.finishReason).toBe('cancelled');
+    expect(await usageOf('m-cancel')).toEqual({
+      interactive: only({
+        jobs: 1,
+        cancelledJobs: 1,
+        deviceUs: Math.round((generated?.timings.deviceMs ?? 0) * 1000),
+        promptTokens: 5,
+        completionTokens: generated?.usage.completionTokens ?? -1,
+        images: 1,
+      }),
+    });
+
+    const stale = new FakeEngine();
+    const lost = await queued(e, 'job_meter_stale', 'q', { tenant: 'm-stale', params: { ...PARAMS, maxTokens: 400 } });
+    stale.beforeToken = async (_q, index) => {
+      // Run 2 takes the job over, then the job is cancelled: the job is run 2's to meter (it held it), never run 1's.
+      if (index === 3) {
+        await e.store.start(lost.id, Date.now(), 2);
+        await e.store.cancel(lost.id, Date.now());
+      }
+    };
+    expect(await processInferenceJob(e.deps(stale), lost, attempt(3, 1))).toBe('cancelled');
+    expect(await usageOf('m-stale')).toEqual({});
+  });
+
+  it('a usage write that fails leaves the job succeeded and reports the usage it lost', async () => {
+    const lostEntries: UsageEntry[] = [];
+    const data = await queued(e, 'job_meter_lost', 'q', { tenant: 'm-lost', params: { ...PARAMS, maxTokens: 2 } });
+    const deps: ProcessDeps = {
+      ...e.deps(new FakeEngine()),
+      usage: { record: () => Promise.reject(new Error('usage Redis away')) },
+      onUsageLost: (entry) => lostEntries.push(entry),
+    };
+    expect(await processInferenceJob(deps, data, attempt())).toBe('succeeded');
+    expect((await e.store.get(data.id))?.status).toBe('succeeded');
+    expect(lostEntries).toMatchObject([{ tenant: 'm-lost', outcome: 'succeeded', deviceMs: PREFILL_MS + 2 * STEP_MS, completionTokens: 2, images: 1 }]);
   });
 });
 

@@ -12,11 +12,17 @@ import type { AnswerCache } from './answer-cache';
 import type { ImageStore } from './image-store';
 import type { JobStore } from './job-store';
 import { isConnectionError } from './redis';
+import type { UsageEntry } from './usage-store';
 
 /** The part of the inference engine a worker needs. */
 export interface InferenceEngine {
   readonly info: ModelInfo;
   generate(req: GenerateRequest): Promise<GenerateResult>;
+}
+
+/** Where a finished job's usage goes (the worker's `UsageStore`). */
+export interface UsageRecorder {
+  record(entry: UsageEntry): Promise<void>;
 }
 
 export interface ProcessDeps {
@@ -25,6 +31,10 @@ export interface ProcessDeps {
   answers: AnswerCache;
   engine: InferenceEngine;
   now: () => number;
+  /** Usage metering; absent: nothing is metered. */
+  usage?: UsageRecorder | undefined;
+  /** A usage write that failed: the job's usage is lost (the job itself is not affected). */
+  onUsageLost?: ((entry: UsageEntry, err: unknown) => void) | undefined;
 }
 
 export interface Attempt {
@@ -66,7 +76,10 @@ type Interrupted = { kind: 'write-failed'; error: unknown } | { kind: 'claim-los
 
 /**
  * Runs one inference job: claims it, streams tokens into its event stream,
- * stores the result exactly once, then fills the answer cache. Any failure
+ * stores the result exactly once, then fills the answer cache. Usage is
+ * metered by the run whose transition ended the job (succeeded, failed), or
+ * that held the job when it was cancelled: once per job, after the record
+ * changed, so a crash in between loses it rather than counting it twice. Any failure
  * after the claim ends the run's hold on the job (failed, or queued again for
  * a retry); when even that write fails, the queue's failure of the job is
  * reconciled to the record (`JobReconciler`), and the record's TTL ends it at worst.
@@ -80,6 +93,35 @@ export async function processInferenceJob(
   const startedAt = deps.now();
   /** This run's fence, once it holds the job. */
   let run: number | null = null;
+  /** Device time charged to this run so far: reported as each model run ends, so a failed generation has it too. */
+  let deviceMs = 0;
+  /** Whether the engine took the job (its image was used). */
+  let engineRan = false;
+  const meter = async (outcome: UsageEntry['outcome'], usage: { promptTokens: number; completionTokens: number }): Promise<void> => {
+    if (!deps.usage) return;
+    const entry: UsageEntry = {
+      tenant: data.tenant,
+      model: data.model,
+      workClass: data.workClass ?? 'interactive',
+      outcome,
+      at: deps.now(),
+      deviceMs: roundDevice(deviceMs),
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      images: engineRan ? 1 : 0,
+    };
+    // The job's own outcome stands whatever happens to its usage.
+    await deps.usage.record(entry).catch((e: unknown) => deps.onUsageLost?.(entry, e));
+  };
+  /**
+   * A cancelled job is metered by the run that held it when the cancel landed (the record's attempt
+   * is this run's fence): no other run can hold that fence, and no run starts a cancelled job.
+   */
+  const meterCancelled = async (fence: number, g: GenerateResult): Promise<'cancelled'> => {
+    const rec = await store.get(data.id).catch(() => null);
+    if (rec?.status === 'cancelled' && rec.attempt === fence) await meter('cancelled', g.usage);
+    return 'cancelled';
+  };
   try {
     // Fetching the image does not depend on the claim; overlapping saves a round trip per job.
     const [claimed, image] = await Promise.allSettled([store.start(data.id, startedAt, attempt.claim), deps.images.get(data.image.sha256)]);
@@ -113,6 +155,7 @@ export async function processInferenceJob(
     // promises so that the result is never stored before its last token.
     // Each one settles without rejecting: its error is handled here, at once.
     const writes: Promise<void>[] = [];
+    engineRan = true;
     const generated = await deps.engine.generate({
       image: image.value,
       question: data.question,
@@ -120,6 +163,9 @@ export async function processInferenceJob(
       params: data.params.seed === undefined && data.runSeed !== undefined ? { ...data.params, seed: data.runSeed } : data.params,
       signal: AbortSignal.any([attempt.signal, stop.signal]),
       ...(data.deadline !== undefined ? { deadline: data.deadline } : {}),
+      onDeviceTime: (ms) => {
+        deviceMs += ms;
+      },
       onToken: (d) => {
         if (stop.signal.aborted) return;
         writes.push(
@@ -138,9 +184,9 @@ export async function processInferenceJob(
     }
     if (why?.kind === 'claim-lost') {
       // Cancelled (a cancel this run did not hear of) or taken over by another run.
-      return (await store.status(data.id)) === 'cancelled' ? 'cancelled' : 'already-finished';
+      return (await store.status(data.id)) === 'cancelled' ? meterCancelled(fence, generated) : 'already-finished';
     }
-    if (generated.finishReason === 'cancelled') return 'cancelled';
+    if (generated.finishReason === 'cancelled') return meterCancelled(fence, generated);
 
     const finishedAt = deps.now();
     const result: InferenceResult = {
@@ -158,10 +204,13 @@ export async function processInferenceJob(
         decodeMs: round(generated.timings.decodeMs),
         // The engine's clock starts when the job reaches it; the caller cares about the whole wait.
         ttftMs: round(generated.timings.ttftMs),
+        // What the engine reported as it went: the same sum as generated.timings.deviceMs.
+        deviceMs: roundDevice(deviceMs),
       },
     };
     const stored = await store.succeed(data.id, result, fence);
-    if (!stored.ok) return stored.reason !== 'missing' && stored.current === 'cancelled' ? 'cancelled' : 'already-finished';
+    if (!stored.ok) return stored.reason !== 'missing' && stored.current === 'cancelled' ? meterCancelled(fence, generated) : 'already-finished';
+    await meter('succeeded', generated.usage);
     const cacheable = data.cacheKey !== null && isDeterministic(data.params) && data.modelRevision === deps.engine.info.revision;
     // The result is stored: the cache is optional, and a slow or failing one must not hold the job.
     if (cacheable && data.cacheKey) void deps.answers.store(data.cacheKey, result).catch(() => undefined);
@@ -171,9 +220,13 @@ export async function processInferenceJob(
     const last = attempt.attemptsMade + 1 >= attempt.maxAttempts;
     // Without a claim there is nothing this run may write: the queue retries or fails the job, and the reconciler ends the record.
     if (run !== null) {
-      const write = failure.kind === 'fatal' || last ? store.fail(data.id, failure.error, deps.now(), run) : store.requeue(data.id, run);
+      const final = failure.kind === 'fatal' || last;
+      const write = final ? store.fail(data.id, failure.error, deps.now(), run) : store.requeue(data.id, run);
       // A failure write that fails leaves the record to the queue: its failure is reconciled, its retry claims the job anew.
-      await write.catch(() => undefined);
+      const moved = await write.catch(() => null);
+      // A failed job has no answer: its device time is metered, not tokens. A run that is retried is not
+      // metered at all (the retry is the service's doing, not the tenant's).
+      if (final && moved?.ok) await meter('failed', { promptTokens: 0, completionTokens: 0 });
     }
     throw failure;
   }
@@ -189,3 +242,5 @@ function toFailure(e: unknown): JobFailure {
 }
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
+/** Device time to the microsecond: what the usage counters hold, so that results and usage sums agree exactly. */
+const roundDevice = (ms: number): number => Math.round(ms * 1000) / 1000;

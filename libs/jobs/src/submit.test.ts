@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE_JOB, INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys, type DecodingParams, type InferenceJobData } from '@fastvlm/contracts';
+import { INFERENCE_JOB, InferenceJobDataSchema, RedisKeys, type DecodingParams, type InferenceJobData, poolQueue } from '@fastvlm/contracts';
 import { AnswerCache } from './answer-cache';
 import { ImageStore } from './image-store';
 import { JobStore } from './job-store';
@@ -37,7 +37,7 @@ describe('submitInference on real Redis and BullMQ', () => {
 
   beforeAll(() => {
     redis = new Redis(TEST_REDIS_URL);
-    queue = new Queue(INFERENCE_QUEUE, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
+    queue = new Queue(poolQueue('m'), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     store = new JobStore(redis, keys, 60);
     deps = {
       store,

@@ -7,7 +7,7 @@
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { INFERENCE_QUEUE, InferenceJobDataSchema, RedisKeys } from '@fastvlm/contracts';
+import { InferenceJobDataSchema, RedisKeys, poolQueue } from '@fastvlm/contracts';
 import type { GenerateRequest, GenerateResult } from '@fastvlm/pipeline';
 import { AnswerCache } from './answer-cache';
 import { ImageStore } from './image-store';
@@ -32,7 +32,7 @@ const engine: InferenceEngine = {
       finishReason: 'cancelled',
       usage: { promptTokens: 1, completionTokens: i },
       tokenIds: [],
-      timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 },
+      timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0, deviceMs: 0 },
     };
   },
 };
@@ -45,7 +45,7 @@ const deps = {
 };
 
 const worker = new Worker(
-  INFERENCE_QUEUE,
+  poolQueue('fake-model'),
   async (job) => {
     process.stdout.write(`claimed ${job.id ?? ''} ${job.attemptsStarted}\n`);
     const data = InferenceJobDataSchema.parse(job.data);

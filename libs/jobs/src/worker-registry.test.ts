@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisKeys } from '@fastvlm/contracts';
+import { RedisKeys, poolQueue } from '@fastvlm/contracts';
 import { TEST_REDIS_URL, cleanupPrefix, testPrefix } from './test-redis';
 import { WorkerRegistry, type WorkerInfo } from './worker-registry';
 
-const info = (id: string): WorkerInfo => ({ id, model: 'tiny-random', revision: 'r1', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: 1, queue: 'inference' });
+const info = (id: string): WorkerInfo => ({ id, model: 'tiny-random', revision: 'r1', dtype: 'fp32', device: 'cpu', pid: 1, startedAt: 1, queue: poolQueue('tiny-random') });
 
 describe('worker registry', () => {
   let redis: Redis;
@@ -19,6 +19,23 @@ describe('worker registry', () => {
     const prefix = testPrefix();
     return { keys: new RedisKeys(prefix), prefix };
   };
+
+  it('lists each worker with the pool queue it announced, and a hash without one on its model\'s pool', async () => {
+    const { keys, prefix } = fresh();
+    try {
+      const now = Date.now();
+      const registry = new WorkerRegistry(redis, keys);
+      await registry.announce({ ...info('w-other'), model: 'tiny-random@other', queue: poolQueue('tiny-random@other') }, now);
+      await registry.announce(info('w-bare'), now - 1);
+      await redis.hdel(keys.worker('w-bare'), 'queue');
+      expect((await registry.alive(now)).map((w) => [w.id, w.model, w.queue])).toEqual([
+        ['w-other', 'tiny-random@other', 'inference-tiny-random~40other'],
+        ['w-bare', 'tiny-random', 'inference-tiny-random'],
+      ]);
+    } finally {
+      await cleanupPrefix(redis, prefix);
+    }
+  });
 
   it("a live worker's heartbeat removes a worker that stopped heartbeating four stale periods ago, its set member and its hash", async () => {
     const { keys, prefix } = fresh();

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { INFERENCE_QUEUE, type RedisKeys } from '@fastvlm/contracts';
+import { poolQueue, type RedisKeys } from '@fastvlm/contracts';
 import { LuaScript } from './lua-script';
 
 /** Most stale workers one prune removes: every heartbeat prunes, so a backlog drains in a few beats. */
@@ -127,8 +127,8 @@ export class WorkerRegistry {
         device: r.device ?? '',
         pid: Number(r.pid),
         startedAt: Number(r.startedAt),
-        // Workers announced before the field existed consume the one inference queue.
-        queue: r.queue ?? INFERENCE_QUEUE,
+        // Every worker announces its queue; a hash without one can only be its model's pool.
+        queue: r.queue ?? poolQueue(r.model ?? ''),
       });
     }
     return out;

@@ -22,6 +22,12 @@ export interface GenerateTimings {
   decodeMs: number;
   /** From submission to the first token. */
   ttftMs: number;
+  /**
+   * Device milliseconds charged to this request: its share of every model run it took part in (the
+   * vision encoder run that encoded its image, its prefill, each decode step), a run's wall time
+   * divided equally among the requests in it. What usage metering bills (GPU-seconds on a GPU).
+   */
+  deviceMs: number;
 }
 
 export interface GenerateRequest {
@@ -35,6 +41,13 @@ export interface GenerateRequest {
   deadline?: number;
   /** Called for every generated token, in order, before `generate` resolves. */
   onToken?: (delta: TokenDelta) => void;
+  /**
+   * Called with each share of device time charged to this request, as each model run ends
+   * (the shares sum to the result's `timings.deviceMs`). Unlike the result, it also reports
+   * the time of a request that fails (a timeout, a failed run), so that it can be metered.
+   * Called inside the engine's loop, like `onToken`: it must not throw.
+   */
+  onDeviceTime?: (ms: number) => void;
 }
 
 export interface GenerateResult {

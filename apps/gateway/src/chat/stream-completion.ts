@@ -24,7 +24,7 @@ export async function streamCompletion(
     keepAliveMs: inference.keepAliveMs,
     extraHeaders: { 'x-cache': outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss' },
   });
-  const base: ChunkBase = { id: completionId(outcome.jobId), model: inference.modelId, created: Math.floor(Date.now() / 1000) };
+  const base: ChunkBase = { id: completionId(outcome.jobId), model: outcome.model, created: Math.floor(Date.now() / 1000) };
   const usageField = includeUsage ? null : undefined;
   sse.send(chunk(base, { delta: { role: 'assistant', content: '' }, finishReason: null }, usageField));
   try {

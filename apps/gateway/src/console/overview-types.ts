@@ -3,11 +3,13 @@
  * browser console (this file must stay free of Node and DOM types).
  */
 export interface ConsoleOverview {
-  /** The model this cluster serves. */
+  /** The default model (what a request naming none runs on); `queue` and `autoscaler` are its pool's. */
   model: string;
   /** Server time (ms since the epoch) the figures were read at. */
   time: number;
   queue: {
+    /** The default model's pool queue. */
+    name: string;
     /** Jobs by BullMQ state: wait, prioritized, delayed, active, failed, completed. */
     counts: Record<string, number>;
     /** Seconds the oldest waiting job has waited. */
@@ -21,7 +23,26 @@ export interface ConsoleOverview {
   };
   /** The caller's tenant's most recent jobs, newest first. */
   jobs: ConsoleJob[];
-  /** The autoscaler's latest decision for the inference queue; null when no scaler wrote one in the last 30 s. */
+  /** The autoscaler's latest decision for the default model's pool; null when no scaler wrote one in the last 30 s. */
+  autoscaler: ConsoleAutoscaler | null;
+  /** Every model pool (the default first), with its queue and its autoscaler decision. */
+  pools: ConsolePool[];
+}
+
+/** One model's pool: its queue and what the autoscaler decided for it. */
+export interface ConsolePool {
+  model: string;
+  /** Other names requests may use for it. */
+  aliases: string[];
+  /** Configured on the gateway (false: served because its workers announce it). */
+  configured: boolean;
+  /** Live workers. */
+  workers: number;
+  /** Its BullMQ queue. */
+  queue: string;
+  counts: Record<string, number>;
+  oldest_wait_seconds: number;
+  /** null when no scaler wrote a decision for its queue in the last 30 s. */
   autoscaler: ConsoleAutoscaler | null;
 }
 

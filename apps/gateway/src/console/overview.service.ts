@@ -1,25 +1,29 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { STRATEGY_NAMES, readDecision, type DecisionRecord } from '@fastvlm/autoscaling';
-import { INFERENCE_QUEUE, type RedisKeys } from '@fastvlm/contracts';
+import type { RedisKeys } from '@fastvlm/contracts';
 import type { JobRecord, JobStore, WorkerRegistry } from '@fastvlm/jobs';
 import type { GatewayMetrics, MetricPoint } from '@fastvlm/observability';
-import { CONFIG, type GatewayConfig } from '../config';
-import { JOB_STORE, KEYS, QUEUE, REDIS, REGISTRY } from '../infra/tokens';
+import type { Pools } from '../infra/pools';
+import { JOB_STORE, KEYS, POOLS, REDIS, REGISTRY } from '../infra/tokens';
 import { readQueue } from '../metrics/queue-snapshot';
 import { METRICS } from '../metrics/tokens';
-import type { ConsoleAutoscaler, ConsoleJob, ConsoleOverview } from './overview-types';
+import { ModelCatalog, type PoolModel } from '../models/model-catalog';
+import type { ConsoleAutoscaler, ConsoleJob, ConsoleOverview, ConsolePool } from './overview-types';
 
 const RECENT_JOBS = 20;
 const CHAT_ROUTE = '/v1/chat/completions';
 
-/** The figures the console's cluster view polls: queue, workers, this gateway's traffic, the tenant's jobs, the autoscaler's decision. */
+/**
+ * The figures the console's cluster view polls: each model pool's queue and
+ * autoscaler decision (the default pool's also as the top-level `queue` and
+ * `autoscaler` the panels draw), workers, this gateway's traffic, the tenant's jobs.
+ */
 @Injectable()
 export class OverviewService {
   constructor(
-    @Inject(CONFIG) private readonly cfg: GatewayConfig,
-    @Inject(QUEUE) private readonly queue: Queue,
+    @Inject(ModelCatalog) private readonly catalog: ModelCatalog,
+    @Inject(POOLS) private readonly pools: Pools,
     @Inject(REGISTRY) private readonly registry: WorkerRegistry,
     @Inject(JOB_STORE) private readonly store: JobStore,
     @Inject(METRICS) private readonly metrics: GatewayMetrics,
@@ -29,21 +33,39 @@ export class OverviewService {
 
   async read(tenant: string): Promise<ConsoleOverview> {
     const now = Date.now();
-    const [queue, workers, jobs, requests, durations, decision] = await Promise.all([
-      readQueue(this.queue, now),
+    const [pools, workers, jobs, requests, durations] = await Promise.all([
+      this.catalog.pools().then((all) => Promise.all(all.map((p) => this.pool(p, now)))),
       this.registry.alive(now),
       this.store.recent(tenant, RECENT_JOBS),
       this.metrics.registry.points('requests'),
       this.metrics.registry.points('requestDuration'),
-      readDecision(this.redis, this.keys, INFERENCE_QUEUE),
     ]);
+    const main = pools.find((p) => p.model === this.catalog.defaultModel);
+    // The catalog lists every configured model, the default first: this is a defect.
+    if (!main) throw new Error(`no pool for the default model ${this.catalog.defaultModel}`);
     return {
-      model: this.cfg.FASTVLM_MODEL,
+      model: main.model,
       time: now,
-      queue: { counts: queue.counts, oldest_wait_seconds: queue.oldestWaitSeconds },
+      queue: { name: main.queue, counts: main.counts, oldest_wait_seconds: main.oldest_wait_seconds },
       workers: workers.map((w) => ({ id: w.id, model: w.model, revision: w.revision, dtype: w.dtype, device: w.device, started_at: w.startedAt })),
       gateway: { completions: answered(requests), latency: chatLatency(durations) },
       jobs: jobs.map(toConsoleJob),
+      autoscaler: main.autoscaler,
+      pools,
+    };
+  }
+
+  private async pool(p: PoolModel, now: number): Promise<ConsolePool> {
+    const { queue } = this.pools.of(p.id);
+    const [snapshot, decision] = await Promise.all([readQueue(queue, now), readDecision(this.redis, this.keys, queue.name)]);
+    return {
+      model: p.id,
+      aliases: [...this.catalog.routing.aliases].filter(([, id]) => id === p.id).map(([alias]) => alias),
+      configured: p.configured,
+      workers: p.workers,
+      queue: queue.name,
+      counts: snapshot.counts,
+      oldest_wait_seconds: snapshot.oldestWaitSeconds,
       autoscaler: decision && toConsoleAutoscaler(decision),
     };
   }

@@ -9,13 +9,16 @@ import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
 import { REDIS, REGISTRY } from '../infra/tokens';
 import { METRICS } from '../metrics/tokens';
+import { ModelCatalog } from '../models/model-catalog';
 
 /**
  * `/health/live`: the process answers (never touches Redis or the model).
  * `/health/ready`: Redis answers (and was safe, noeviction, at its last
- * periodic check) and at least one worker with the served model is alive
+ * periodic check) and at least one worker of the default model is alive
  * (unless READINESS_REQUIRES_WORKER is off: scaled to zero, jobs wait in the
  * queue for the worker the autoscaler starts); false while draining for shutdown.
+ * The default model's pool is what a request naming no model reaches; a
+ * second pool without workers does not make the gateway unready for the first.
  */
 @Controller('health')
 export class HealthController implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -28,6 +31,7 @@ export class HealthController implements OnApplicationBootstrap, BeforeApplicati
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REGISTRY) private readonly registry: WorkerRegistry,
     @Inject(CONFIG) private readonly cfg: GatewayConfig,
+    @Inject(ModelCatalog) private readonly catalog: ModelCatalog,
     @Inject(LOGGER) log: Logger,
     @Inject(METRICS) metrics: GatewayMetrics,
   ) {
@@ -81,12 +85,13 @@ export class HealthController implements OnApplicationBootstrap, BeforeApplicati
         async () => {
           const s = this.indicators.check('workers');
           try {
-            const alive = (await this.registry.alive(Date.now())).filter((w) => w.model === this.cfg.FASTVLM_MODEL);
-            if (alive.length > 0) return s.up({ count: alive.length, model: this.cfg.FASTVLM_MODEL });
+            const model = this.catalog.defaultModel;
+            const alive = (await this.registry.alive(Date.now())).filter((w) => w.model === model);
+            if (alive.length > 0) return s.up({ count: alive.length, model });
             if (!this.cfg.READINESS_REQUIRES_WORKER) {
-              return s.up({ count: 0, model: this.cfg.FASTVLM_MODEL, message: 'no worker running: jobs queue until the autoscaler starts one' });
+              return s.up({ count: 0, model, message: 'no worker running: jobs queue until the autoscaler starts one' });
             }
-            return s.down({ message: `no worker with ${this.cfg.FASTVLM_MODEL} loaded`, count: 0 });
+            return s.down({ message: `no worker with ${model} loaded`, count: 0 });
           } catch (e) {
             return s.down({ message: e instanceof Error ? e.message : 'unknown' });
           }

@@ -20,20 +20,18 @@ import {
   type StreamedEvent,
   type SubmitOutcome,
   type TransitionOutcome,
-  type WorkerRegistry,
 } from '@fastvlm/jobs';
-import type { ArrivalCounter } from '@fastvlm/autoscaling';
 import { inSpan, type GatewayMetrics } from '@fastvlm/observability';
 import type { JobReservation, Principal } from '@fastvlm/security';
 import type { ImageSource } from '../chat/openai-request';
 import { CONFIG, type GatewayConfig } from '../config';
 import * as T from '../infra/tokens';
 import { CHAT_FIELDS, RequestGate, type Admitted, type InputFields } from '../intake/request-gate';
+import type { Pool, Pools } from '../infra/pools';
 import { cacheLookups } from '../metrics/cache-lookups';
 import { METRICS } from '../metrics/tokens';
+import { ModelCatalog } from '../models/model-catalog';
 import { SyncWaiters } from './sync-waiters';
-
-const SERVED_MODEL_TTL_MS = 2_000;
 /** How much longer than the longest sync wait a waiter count may live (a gateway that died mid-wait never decrements it). */
 const WAITER_TTL_MARGIN_MS = 60_000;
 
@@ -50,6 +48,7 @@ function idOf(job: { id?: string }): string {
 }
 
 export interface InferenceInput {
+  /** The model the request names (an id or an alias); none: the default model. */
   model: string | undefined;
   image: ImageSource;
   question: string;
@@ -58,19 +57,18 @@ export interface InferenceInput {
   fields?: InputFields;
 }
 
-/** Gateway side of inference: admission, submission, and following a job to its end. */
+/**
+ * Gateway side of inference: routing to a model's pool, admission,
+ * submission, and following a job to its end.
+ */
 @Injectable()
 export class InferenceService {
-  private served: { at: number; value: { id: string; revision: string } | null } = { at: 0, value: null };
   /**
-   * Jobs admitted together go to the queue in one pipeline (addBulk), one
-   * write instead of one per job. If Redis fails the pipeline, every job of
-   * the batch fails, as each would have alone.
+   * Jobs admitted together go to their pool's queue in one pipeline (addBulk),
+   * one write instead of one per job. If Redis fails the pipeline, every job of
+   * the batch fails, as each would have alone. One batcher per pool queue.
    */
-  private readonly adds = new TickBatch<QueuedJob, string>(
-    async (jobs) => (await this.queue.addBulk(jobs)).map(idOf),
-    async (job) => idOf(await this.queue.add(job.name, job.data, job.opts)),
-  );
+  private readonly adds = new Map<string, TickBatch<QueuedJob, string>>();
 
   private readonly waiters: SyncWaiters;
 
@@ -80,19 +78,14 @@ export class InferenceService {
     @Inject(T.IMAGE_STORE) private readonly images: ImageStore,
     @Inject(T.ANSWER_CACHE) private readonly answers: AnswerCache,
     @Inject(T.EVENT_HUB) private readonly hub: EventHub,
-    @Inject(T.REGISTRY) private readonly registry: WorkerRegistry,
-    @Inject(T.QUEUE) private readonly queue: Queue,
+    @Inject(ModelCatalog) private readonly models: ModelCatalog,
+    @Inject(T.POOLS) private readonly pools: Pools,
     @Inject(METRICS) private readonly metrics: GatewayMetrics,
     @Inject(RequestGate) private readonly gate: RequestGate,
     @Inject(T.REDIS) redis: Redis,
     @Inject(T.KEYS) keys: RedisKeys,
-    @Inject(T.ARRIVALS) private readonly arrivals: ArrivalCounter,
   ) {
     this.waiters = new SyncWaiters(redis, keys, cfg.SYNC_TIMEOUT_MS + WAITER_TTL_MARGIN_MS);
-  }
-
-  get modelId(): string {
-    return this.cfg.FASTVLM_MODEL;
   }
 
   /** Milliseconds between SSE keep-alive comments. */
@@ -105,15 +98,17 @@ export class InferenceService {
     return this.cfg.SYNC_TIMEOUT_MS;
   }
 
-  /** Validates the request, then answers from the cache or enqueues it. */
+  /**
+   * Routes the request to the pool of the model it names (an alias is resolved: the job, its record,
+   * cache keys and metrics carry the model id), validates it, then answers from the cache or enqueues it.
+   */
   async submit(caller: Principal, input: InferenceInput, mode: 'sync' | 'async', jobId?: string): Promise<Admitted> {
-    if (input.model !== undefined && input.model !== this.cfg.FASTVLM_MODEL) {
-      throw new AppError('model_not_found', `The model "${input.model}" is not served here; this cluster serves "${this.cfg.FASTVLM_MODEL}".`, 'model');
-    }
+    const model = await this.models.resolve(input.model);
+    const pool = this.pools.of(model);
     const fields = input.fields ?? CHAT_FIELDS;
     await inSpan('validate', () => this.gate.validate(caller, input, fields));
     const id = jobId ?? newJobId();
-    const reservation = await this.gate.admit(caller, id, input.params.maxTokens);
+    const reservation = await this.gate.admit(caller, id, input.params.maxTokens, pool.queue);
     let outcome: SubmitOutcome;
     try {
       const bytes = await this.gate.imageBytes(input.image, fields.image);
@@ -122,13 +117,13 @@ export class InferenceService {
           store: this.store,
           images: this.images,
           answers: this.answers,
-          enqueue: (data, opts) => this.enqueue(data, opts.deduplicationId),
-          servedModel: () => this.servedModel(),
+          enqueue: (data, opts) => this.enqueue(pool, data, opts.deduplicationId),
+          servedModel: () => this.models.revision(model),
           now: () => Date.now(),
         },
         {
           tenant: caller.tenant,
-          model: this.cfg.FASTVLM_MODEL,
+          model,
           image: bytes,
           question: input.question,
           params: input.params,
@@ -141,8 +136,8 @@ export class InferenceService {
       await this.gate.release(reservation);
       throw e;
     }
-    for (const [level, hit] of cacheLookups(outcome, this.cfg.ANSWER_CACHE_L1_BYTES > 0)) this.metrics.cacheLookup(level, hit);
-    return this.gate.finish(outcome, reservation);
+    for (const [level, hit] of cacheLookups(outcome, this.cfg.ANSWER_CACHE_L1_BYTES > 0)) this.metrics.cacheLookup(model, level, hit);
+    return this.gate.finish(outcome, reservation, model);
   }
 
   /** Events of a job after `afterId`, ending with its final event. */
@@ -207,24 +202,28 @@ export class InferenceService {
 
   /**
    * Cancels a job (DELETE /v1/jobs/{id}, or its last sync waiter gave up): the
-   * record first (a running job stops at its next token), then its queue entry,
-   * so that no worker picks it up and no identical request joins it through
-   * the queue's de-duplication. A finished job keeps its status.
+   * record first (a running job stops at its next token), then its entry in
+   * its pool's queue (the model its record names), so that no worker picks it
+   * up and no identical request joins it through the queue's de-duplication.
+   * A finished job keeps its status.
    */
   async cancel(jobId: string): Promise<TransitionOutcome> {
     const outcome = await this.store.cancel(jobId, Date.now());
-    if (outcome.ok) await this.dropFromQueue(jobId);
+    if (outcome.ok) {
+      const model = await this.store.modelOf(jobId);
+      if (model !== null) await this.dropFromQueue(this.pools.of(model).queue, jobId);
+    }
     return outcome;
   }
 
-  private async dropFromQueue(jobId: string): Promise<void> {
-    const job = await this.queue.getJob(jobId);
+  private async dropFromQueue(queue: Queue, jobId: string): Promise<void> {
+    const job = await queue.getJob(jobId);
     if (!job) return;
     // Removing a waiting job also frees its de-duplication id.
-    if ((await this.queue.remove(jobId)) === 1) return;
+    if ((await queue.remove(jobId)) === 1) return;
     // A running job is locked by its worker and stops by itself; its de-duplication id must not outlive the cancel.
     const dedup = job.deduplicationId;
-    if (dedup && (await this.queue.getDeduplicationJobId(dedup)) === jobId) await this.queue.removeDeduplicationKey(dedup);
+    if (dedup && (await queue.getDeduplicationJobId(dedup)) === jobId) await queue.removeDeduplicationKey(dedup);
   }
 
   /** Keeps an answer this gateway saw in its in-process cache. */
@@ -253,22 +252,29 @@ export class InferenceService {
   }
 
   /**
-   * Adds a job; counts it as an arrival for the autoscaler only when the queue took it as a new job
-   * (its own id came back): a request de-duplicated onto a job in flight gets that job's id and adds no work.
+   * Adds a job to its pool's queue; counts it as an arrival of that pool for the autoscaler only when the
+   * queue took it as a new job (its own id came back): a request de-duplicated onto a job in flight gets
+   * that job's id and adds no work.
    */
-  private async enqueue(data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
-    const carrier = await this.adds.submit({ name: INFERENCE_JOB, data, opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) } });
-    if (carrier === data.id) this.arrivals.add();
+  private async enqueue(pool: Pool, data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
+    const carrier = await this.batcher(pool.queue).submit({
+      name: INFERENCE_JOB,
+      data,
+      opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) },
+    });
+    if (carrier === data.id) pool.arrivals.add();
     return carrier;
   }
 
-  /** The model revision workers serve (for cache keys), looked up at most every two seconds. */
-  async servedModel(): Promise<{ id: string; revision: string } | null> {
-    const now = Date.now();
-    if (now - this.served.at < SERVED_MODEL_TTL_MS) return this.served.value;
-    const alive = await this.registry.alive(now);
-    const w = alive.find((x) => x.model === this.cfg.FASTVLM_MODEL);
-    this.served = { at: now, value: w ? { id: w.model, revision: w.revision } : null };
-    return this.served.value;
+  private batcher(queue: Queue): TickBatch<QueuedJob, string> {
+    let b = this.adds.get(queue.name);
+    if (!b) {
+      b = new TickBatch<QueuedJob, string>(
+        async (jobs) => (await queue.addBulk(jobs)).map(idOf),
+        async (job) => idOf(await queue.add(job.name, job.data, job.opts)),
+      );
+      this.adds.set(queue.name, b);
+    }
+    return b;
   }
 }

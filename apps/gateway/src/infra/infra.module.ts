@@ -1,13 +1,12 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { INFERENCE_QUEUE, RedisKeys, redisTargets } from '@fastvlm/contracts';
-import { ArrivalCounter } from '@fastvlm/autoscaling';
+import { RedisKeys, redisTargets } from '@fastvlm/contracts';
 import { AnswerCache, EventHub, IdempotencyKeys, ImageStore, JobStore, WorkerRegistry, createRedis } from '@fastvlm/jobs';
 import type { GatewayMetrics } from '@fastvlm/observability';
 import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
 import { METRICS } from '../metrics/tokens';
+import { Pools } from './pools';
 import * as T from './tokens';
 import type { Logger } from 'pino';
 
@@ -62,42 +61,14 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
     },
     { provide: T.REGISTRY, inject: [T.REDIS, T.KEYS], useFactory: (r: Redis, k: RedisKeys) => new WorkerRegistry(r, k) },
     {
-      // In memory per request; one INCRBY a second over the fail-fast connection, only when jobs arrived.
-      provide: T.ARRIVALS,
-      inject: [T.REDIS, T.KEYS, LOGGER],
-      useFactory: (r: Redis, k: RedisKeys, l: Logger) => {
-        const counter = new ArrivalCounter(r, k, INFERENCE_QUEUE, {
-          onLost: (count, err) => l.warn({ err, count }, 'arrival count lost: its write failed after it was sent (counted at most once)'),
-        });
-        counter.start();
-        return counter;
-      },
-    },
-    {
-      provide: T.QUEUE,
+      provide: T.POOLS,
       inject: [T.REDIS, T.KEYS, CONFIG, LOGGER],
-      useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => {
-        const queue = new Queue(INFERENCE_QUEUE, {
-          connection: r,
-          prefix: k.bull(),
-          defaultJobOptions: {
-            attempts: c.JOB_ATTEMPTS,
-            backoff: { type: 'exponential', delay: 1000 },
-            // Keep completed jobs by age and count: removing them at once makes
-            // waitUntilFinished-style readers miss results, and finished jobs help debugging.
-            removeOnComplete: { age: 3600, count: 10_000 },
-            // Failed jobs are the dead-letter store: kept a week for inspection.
-            removeOnFail: { age: 7 * 86_400 },
-          },
-        });
-        queue.on('error', (err) => l.warn({ err: err.message }, 'queue connection error'));
-        return queue;
-      },
+      useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => new Pools(r, k, { attempts: c.JOB_ATTEMPTS }, l),
     },
   ],
   exports: [
     T.REDIS, T.CACHE_REDIS, T.SUB_REDIS, T.KEYS, T.JOB_STORE, T.IMAGE_STORE, T.ANSWER_CACHE,
-    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.QUEUE, T.ARRIVALS,
+    T.EVENT_HUB, T.IDEMPOTENCY, T.REGISTRY, T.POOLS,
   ],
 })
 export class InfraModule implements OnApplicationShutdown {
@@ -105,14 +76,12 @@ export class InfraModule implements OnApplicationShutdown {
     @Inject(T.REDIS) private readonly redis: Redis,
     @Inject(T.CACHE_REDIS) private readonly cacheRedis: Redis,
     @Inject(T.SUB_REDIS) private readonly sub: Redis,
-    @Inject(T.QUEUE) private readonly queue: Queue,
-    @Inject(T.ARRIVALS) private readonly arrivals: ArrivalCounter,
+    @Inject(T.POOLS) private readonly pools: Pools,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
     // Before the connection closes: the arrivals of the last second would be lost otherwise (bounded wait).
-    await this.arrivals.close();
-    await this.queue.close().catch(() => undefined);
+    await this.pools.close();
     this.sub.disconnect();
     if (this.cacheRedis !== this.redis) this.cacheRedis.disconnect();
     this.redis.disconnect();

@@ -9,6 +9,5 @@ export const ANSWER_CACHE = Symbol('AnswerCache');
 export const EVENT_HUB = Symbol('EventHub');
 export const IDEMPOTENCY = Symbol('IdempotencyKeys');
 export const REGISTRY = Symbol('WorkerRegistry');
-export const QUEUE = Symbol('InferenceQueue');
-/** Counts jobs added to the inference queue for the autoscaler (`arrivals`), flushed once a second. */
-export const ARRIVALS = Symbol('ArrivalCounter');
+/** The model pools (`Pools`): each model's queue and its arrival counter for the autoscaler. */
+export const POOLS = Symbol('Pools');

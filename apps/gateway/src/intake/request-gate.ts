@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { Queue } from 'bullmq';
 import type { DecodingParams, InferenceResult } from '@fastvlm/contracts';
 import type { SubmitOutcome } from '@fastvlm/jobs';
 import { checkQuestion, checkText, type JobReservation, type Principal, type TokenCounter } from '@fastvlm/security';
@@ -16,13 +17,16 @@ export interface InputFields {
 export const CHAT_FIELDS: InputFields = { question: 'messages.0.content', image: 'image_url' };
 export const FORM_FIELDS: InputFields = { question: 'question', image: 'image' };
 
-/** A submission that passed the gate; `reservation` is set while the job it admitted may still run. */
-export type Admitted = SubmitOutcome & { reservation: JobReservation | null };
+/**
+ * A submission that passed the gate; `reservation` is set while the job it admitted may still run.
+ * `model`: the id of the model that runs it (an alias resolved), as responses name it.
+ */
+export type Admitted = SubmitOutcome & { reservation: JobReservation | null; model: string };
 
 /**
  * Everything between an authenticated request and the queue, in order:
- * validate (text, then an inline image; cheap, no Redis), admit (backlog,
- * tokens, in-flight and queued caps), then fetch a URL image (only once
+ * validate (text, then an inline image; cheap, no Redis), admit (the pool's
+ * backlog, tokens, in-flight and queued caps), then fetch a URL image (only once
  * admitted, so refused work never reaches out to the network).
  */
 @Injectable()
@@ -42,8 +46,9 @@ export class RequestGate {
     else this.images.assertUrlAllowed(caller);
   }
 
-  admit(caller: Principal, jobId: string, maxTokens: number): Promise<JobReservation> {
-    return this.admission.admit(caller, jobId, maxTokens);
+  /** `queue`: the queue of the model pool the request was routed to. */
+  admit(caller: Principal, jobId: string, maxTokens: number, queue: Queue): Promise<JobReservation> {
+    return this.admission.admit(caller, jobId, maxTokens, queue);
   }
 
   async imageBytes(image: ImageSource, field: string): Promise<Uint8Array> {
@@ -55,12 +60,12 @@ export class RequestGate {
   }
 
   /** Cached answers and de-duplicated requests run no job of their own: their admission is undone. */
-  async finish(outcome: SubmitOutcome, r: JobReservation): Promise<Admitted> {
+  async finish(outcome: SubmitOutcome, r: JobReservation, model: string): Promise<Admitted> {
     if (outcome.kind === 'cached' || outcome.deduplicated) {
       await this.admission.release(r);
-      return { ...outcome, reservation: null };
+      return { ...outcome, reservation: null, model };
     }
-    return { ...outcome, reservation: r };
+    return { ...outcome, reservation: r, model };
   }
 
   /** A sync answer arrived: tokens reserved but not generated go back to the tenant. */

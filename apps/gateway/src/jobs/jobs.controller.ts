@@ -66,7 +66,7 @@ export class JobsController {
     if (claim) await this.idempotency.confirm(claim).catch(() => undefined);
     void reply.header('location', `/v1/jobs/${jobId}`).header('x-cache', outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss');
     // The record as this request created it; no need to read it back.
-    const accepted: JobRecord = { id: jobId, tenant: caller.tenant, model: this.inference.modelId, createdAt: outcome.createdAt, status: 'queued' };
+    const accepted: JobRecord = { id: jobId, tenant: caller.tenant, model: outcome.model, createdAt: outcome.createdAt, status: 'queued' };
     return toJobView(outcome.kind === 'cached' ? { ...accepted, status: 'succeeded', finishedAt: outcome.result.finishedAt, result: outcome.result } : accepted);
   }
 

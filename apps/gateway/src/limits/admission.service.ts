@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { Queue } from 'bullmq';
 import { LimitExceeded, type AuditLog, type JobQuota, type JobReservation, type Principal } from '@fastvlm/security';
 import { AUDIT_LOG, JOB_QUOTA } from '../security/tokens';
 import { BacklogGate } from './backlog';
 
 /**
- * Admission of one job: the cluster's backlog, then the tenant's tokens,
+ * Admission of one job: its pool's backlog, then the tenant's tokens,
  * in-flight and queued caps (one atomic step in Redis).
  *
  * Token accounting: a job reserves its `max_tokens` when admitted. When the
@@ -21,9 +22,10 @@ export class Admission {
     @Inject(AUDIT_LOG) private readonly audit: AuditLog,
   ) {}
 
-  async admit(p: Principal, jobId: string, maxTokens: number): Promise<JobReservation> {
+  /** `queue`: the queue of the pool the job goes to. */
+  async admit(p: Principal, jobId: string, maxTokens: number, queue: Queue): Promise<JobReservation> {
     try {
-      await this.backlog.check();
+      await this.backlog.check(queue);
       const { reservation } = await this.quota.admit(p.tenant, jobId, maxTokens, p.settings, Date.now());
       return reservation;
     } catch (e) {

@@ -1,11 +1,11 @@
 import { Global, Module, type OnApplicationShutdown } from '@nestjs/common';
-import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerRegistry } from '@fastvlm/jobs';
 import { GatewayMetrics, flushTracing } from '@fastvlm/observability';
-import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
-import { QUEUE, REGISTRY } from '../infra/tokens';
+import type { Pools } from '../infra/pools';
+import { POOLS, REGISTRY } from '../infra/tokens';
+import { ModelCatalog } from '../models/model-catalog';
 import { MetricsController } from './metrics.controller';
 import { readQueue, readWorkers } from './queue-snapshot';
 import { METRICS } from './tokens';
@@ -24,11 +24,20 @@ class TracingFlush implements OnApplicationShutdown {
   providers: [
     {
       provide: METRICS,
-      inject: [QUEUE, REGISTRY, LOGGER, CONFIG],
-      useFactory: (queue: Queue, registry: WorkerRegistry, log: Logger, cfg: GatewayConfig) => {
-        const m = new GatewayMetrics((err) => log.warn({ err }, 'metric observation failed'));
-        m.observeQueue(() => readQueue(queue, Date.now()));
-        m.observeWorkers(() => readWorkers(registry, Date.now(), cfg.FASTVLM_MODEL));
+      inject: [POOLS, ModelCatalog, REGISTRY, LOGGER],
+      useFactory: (pools: Pools, catalog: ModelCatalog, registry: WorkerRegistry, log: Logger) => {
+        const m = new GatewayMetrics((err) => log.warn({ err }, 'metric observation failed'), catalog.routing.models);
+        // Every pool's queue: the configured models' (with or without workers) and those live workers announce.
+        m.observeQueues(async () => {
+          const now = Date.now();
+          return Promise.all(
+            (await catalog.pools()).map(async (p) => {
+              const { queue } = pools.of(p.id);
+              return { model: p.id, queue: queue.name, ...(await readQueue(queue, now)) };
+            }),
+          );
+        });
+        m.observeWorkers(() => readWorkers(registry, Date.now(), catalog.routing.models));
         m.observeModelLoadFailures(() => registry.loadFailures());
         return m;
       },

@@ -17,9 +17,9 @@ export async function readQueue(queue: Queue, now: number): Promise<QueueSnapsho
   return { counts, oldestWaitSeconds: Math.max(0, now - oldest) / 1000 };
 }
 
-/** Live workers by the model they serve; the served model is always present, with 0 when none is alive (alerts need the zero). */
-export async function readWorkers(registry: WorkerRegistry, now: number, served: string): Promise<Record<string, number>> {
-  const byModel: Record<string, number> = { [served]: 0 };
+/** Live workers by the model they serve; every configured model is present, with 0 when none is alive (alerts need the zero). */
+export async function readWorkers(registry: WorkerRegistry, now: number, configured: readonly string[]): Promise<Record<string, number>> {
+  const byModel: Record<string, number> = Object.fromEntries(configured.map((m) => [m, 0]));
   for (const w of await registry.alive(now)) byModel[w.model] = (byModel[w.model] ?? 0) + 1;
   return byModel;
 }

@@ -30,8 +30,11 @@ export interface ScalerServiceOptions {
   decisions: DecisionStore;
   metrics: ScalerMetrics;
   log: Logger;
-  /** The inference queue of the configured prefix: the default watch's, and any ScaledObject's that names none. */
+  /** The default model's pool queue: that of a ScaledObject whose metadata names none. */
   defaultQueue: string;
+  /** The configured pools' queues: the scaler watches each on its own (`default`), for its metrics and the console. */
+  ownQueues: readonly string[];
+  /** The strategy of the scaler's own watches. */
   defaultStrategy: StrategyName;
   tickMs: number;
   /** Builds the queue event readers, wired to the handlers given. */
@@ -67,7 +70,7 @@ export class ScalerService {
 
   constructor(private readonly opts: ScalerServiceOptions) {
     this.now = opts.now ?? Date.now;
-    this.watches = new WatchSet(parseScalerMetadata({ strategy: opts.defaultStrategy }, opts.defaultQueue));
+    this.watches = new WatchSet(opts.ownQueues.map((queue) => parseScalerMetadata({ strategy: opts.defaultStrategy, queue }, opts.defaultQueue)));
     this.hub = opts.queueEvents({ arrived: (q) => this.onArrival(q), departed: (q) => this.onDeparture(q) });
   }
 
@@ -107,7 +110,7 @@ export class ScalerService {
   subscribe(ref: ScaledObjectRef, sink: ActivitySink): { ready: Promise<void>; unsubscribe: () => void } {
     if (this.stopped) throw new ScalerStopping();
     const { key, settings } = resolveScaledObject(ref, this.opts.defaultQueue);
-    const w = this.watches.touch(key, settings, this.now());
+    const w = this.touch(key, settings);
     w.streams += 1;
     const remove = this.streams.add(key, sink);
     let done = false;
@@ -132,9 +135,16 @@ export class ScalerService {
     if (this.stopped) throw new ScalerStopping();
     const resolved = resolveScaledObject(ref, this.opts.defaultQueue);
     if (metricName !== undefined) checkMetricName(metricName, metricNameFor(resolved.settings.queue));
-    this.watches.touch(resolved.key, resolved.settings, this.now());
+    this.touch(resolved.key, resolved.settings);
     await this.syncQueues();
     return resolved;
+  }
+
+  /** Starts or refreshes a ScaledObject's watch; one that moved to another queue leaves its old queue's series. */
+  private touch(key: string, settings: Watch['settings']): Watch {
+    const before = this.watches.get(key);
+    if (before && before.settings.queue !== settings.queue) this.opts.metrics.forgetScaledObject(key);
+    return this.watches.touch(key, settings, this.now());
   }
 
   private loop(): void {

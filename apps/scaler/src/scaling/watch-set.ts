@@ -5,7 +5,7 @@ export const WATCH_IDLE_MS = 10 * 60_000;
 
 /** A ScaledObject the scaler decides for on every tick. */
 export interface Watch {
-  /** `namespace/name`, or `default` for the scaler's own watch of its configured queue. */
+  /** `namespace/name`, or `default` for the scaler's own watches (one per configured model pool). */
   readonly key: string;
   /** From the latest call's metadata (a ScaledObject that changed its trigger moves with it). */
   settings: ScalerSettings;
@@ -15,12 +15,18 @@ export interface Watch {
   streams: number;
 }
 
-/** The ScaledObjects being watched: the scaler's own, and those seen in gRPC calls until they go quiet. */
+/**
+ * The ScaledObjects being watched: the scaler's own (one per configured pool,
+ * never dropped), and those seen in gRPC calls until they go quiet.
+ */
 export class WatchSet {
+  /** By ScaledObject key; the scaler's own by `default` and queue (a ScaledObject's key always holds a `/`). */
   private readonly watches = new Map<string, Watch>();
 
-  constructor(defaultSettings: ScalerSettings) {
-    this.watches.set(DEFAULT_SCALED_OBJECT, { key: DEFAULT_SCALED_OBJECT, settings: defaultSettings, lastCallMs: Infinity, streams: 0 });
+  constructor(ownSettings: readonly ScalerSettings[]) {
+    for (const settings of ownSettings) {
+      this.watches.set(`${DEFAULT_SCALED_OBJECT}\n${settings.queue}`, { key: DEFAULT_SCALED_OBJECT, settings, lastCallMs: Infinity, streams: 0 });
+    }
   }
 
   /** Starts or refreshes the watch of a ScaledObject a call named. */
@@ -46,7 +52,7 @@ export class WatchSet {
     for (const w of this.watches.values()) {
       if (w.streams === 0 && nowMs - w.lastCallMs > WATCH_IDLE_MS) gone.push(w);
     }
-    for (const w of gone) this.watches.delete(w.key);
+    for (const [id, w] of this.watches) if (gone.includes(w)) this.watches.delete(id);
     return gone;
   }
 

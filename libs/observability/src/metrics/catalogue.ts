@@ -3,7 +3,10 @@
  * these definitions, the README's table and the dashboard/alert tests read
  * them. Names follow vLLM and TGI (`vllm:time_to_first_token_seconds`,
  * `tgi_batch_current_size`) with a `fastvlm_` prefix, and are written here as
- * Prometheus shows them (counters end in `_total`).
+ * Prometheus shows them (counters end in `_total`). Every serving metric
+ * (queue, latency, tokens, outcomes, caches) carries `model`, the model id of
+ * the pool it is about: one gateway routes to several pools, and their
+ * figures must not mix.
  */
 
 /** Seconds, from a few milliseconds (cache hits, a short queue) to ten minutes (a long answer behind a long queue). */
@@ -48,15 +51,15 @@ export const METRICS = {
   queueDepth: {
     name: 'fastvlm_queue_depth',
     type: 'gauge',
-    help: 'Jobs in the inference queue by BullMQ state (wait, prioritized, delayed, active, failed, completed), read at scrape time.',
-    labels: ['state'],
+    help: "Jobs in each model pool's queue by BullMQ state (wait, prioritized, delayed, active, failed, completed), read at scrape time.",
+    labels: ['model', 'queue', 'state'],
     apps: ['gateway'],
   },
   queueOldestWait: {
     name: 'fastvlm_queue_oldest_wait_seconds',
     type: 'gauge',
-    help: 'Age of the oldest job still waiting for a worker (0 when none waits), read at scrape time.',
-    labels: [],
+    help: "Age of the oldest job still waiting for a worker in each model pool's queue (0 when none waits), read at scrape time.",
+    labels: ['model', 'queue'],
     apps: ['gateway'],
   },
   workersAlive: {
@@ -69,15 +72,15 @@ export const METRICS = {
   cacheHits: {
     name: 'fastvlm_cache_hits_total',
     type: 'counter',
-    help: 'Cache lookups that found an entry, by level: answer_l1 (gateway memory), answer_l2 (Redis), vision (image features in the worker).',
-    labels: ['level'],
+    help: 'Cache lookups that found an entry, by model and level: answer_l1 (gateway memory), answer_l2 (Redis), vision (image features in the worker).',
+    labels: ['model', 'level'],
     apps: ['gateway', 'worker'],
   },
   cacheMisses: {
     name: 'fastvlm_cache_misses_total',
     type: 'counter',
-    help: 'Cache lookups that found nothing, by level (answer_l1, answer_l2, vision).',
-    labels: ['level'],
+    help: 'Cache lookups that found nothing, by model and level (answer_l1, answer_l2, vision).',
+    labels: ['model', 'level'],
     apps: ['gateway', 'worker'],
   },
   cacheErrors: {
@@ -105,7 +108,7 @@ export const METRICS = {
     name: 'fastvlm_queue_wait_seconds',
     type: 'histogram',
     help: 'Time from the gateway accepting a job to a worker starting it.',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
     buckets: LATENCY_BUCKETS,
   },
@@ -113,7 +116,7 @@ export const METRICS = {
     name: 'fastvlm_time_to_first_token_seconds',
     type: 'histogram',
     help: 'Time from the gateway accepting a job to its first generated token (queue wait included, as vLLM counts it).',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
     buckets: LATENCY_BUCKETS,
   },
@@ -121,7 +124,7 @@ export const METRICS = {
     name: 'fastvlm_time_per_output_token_seconds',
     type: 'histogram',
     help: 'Mean time between consecutive output tokens of one job (one observation per job with at least two tokens).',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
     buckets: TOKEN_INTERVAL_BUCKETS,
   },
@@ -129,7 +132,7 @@ export const METRICS = {
     name: 'fastvlm_e2e_request_latency_seconds',
     type: 'histogram',
     help: 'Time from the gateway accepting a job to the worker storing its answer, by finish reason.',
-    labels: ['finish_reason'],
+    labels: ['model', 'finish_reason'],
     apps: ['worker'],
     buckets: LATENCY_BUCKETS,
   },
@@ -137,7 +140,7 @@ export const METRICS = {
     name: 'fastvlm_batch_size',
     type: 'histogram',
     help: 'Sequences in each decoder step of the engine (1 when requests run one at a time).',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
     buckets: BATCH_BUCKETS,
   },
@@ -145,35 +148,35 @@ export const METRICS = {
     name: 'fastvlm_prompt_tokens_total',
     type: 'counter',
     help: 'Prompt tokens processed (image tokens included).',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
   },
   generationTokens: {
     name: 'fastvlm_generation_tokens_total',
     type: 'counter',
     help: 'Tokens generated.',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
   },
   requestSuccess: {
     name: 'fastvlm_request_success_total',
     type: 'counter',
     help: 'Jobs that finished with an answer, by finish reason (stop, length).',
-    labels: ['finish_reason'],
+    labels: ['model', 'finish_reason'],
     apps: ['worker'],
   },
   jobsFailed: {
     name: 'fastvlm_jobs_failed_total',
     type: 'counter',
     help: 'Jobs that failed for good (no retry left, or an error retrying cannot fix), by reason (the error code).',
-    labels: ['reason'],
+    labels: ['model', 'reason'],
     apps: ['worker'],
   },
   jobsRunning: {
     name: 'fastvlm_jobs_running',
     type: 'gauge',
     help: 'Jobs this worker is running now.',
-    labels: [],
+    labels: ['model'],
     apps: ['worker'],
   },
   unhandledRejections: {

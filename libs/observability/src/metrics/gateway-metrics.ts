@@ -6,6 +6,12 @@ export type CacheLevel = 'answer_l1' | 'answer_l2' | 'vision';
 /** What a failed cache call was doing. */
 export type CacheOp = 'get' | 'set';
 
+/** One model pool's queue, as the depth gauges label it. */
+export interface PoolQueueSnapshot extends QueueSnapshot {
+  model: string;
+  queue: string;
+}
+
 export interface QueueSnapshot {
   /** Jobs by BullMQ state. */
   counts: Record<string, number>;
@@ -23,7 +29,11 @@ export class GatewayMetrics {
   private readonly cacheErrors;
   private readonly rejections;
 
-  constructor(onError?: (err: unknown) => void) {
+  constructor(
+    onError?: (err: unknown) => void,
+    /** The configured models: their cache series exist from the start. */
+    models: readonly string[] = [],
+  ) {
     this.registry = new MetricsRegistry('fastvlm-gateway', onError);
     this.requests = this.registry.counter('requests');
     this.duration = this.registry.histogram('requestDuration');
@@ -32,9 +42,11 @@ export class GatewayMetrics {
     this.cacheErrors = this.registry.counter('cacheErrors');
     this.rejections = this.registry.counter('rejections');
     // Series that exist from the start make rate() and hit ratios defined before the first lookup.
-    for (const level of ['answer_l1', 'answer_l2'] as const) {
-      this.hits(0, { level });
-      this.misses(0, { level });
+    for (const model of models) {
+      for (const level of ['answer_l1', 'answer_l2'] as const) {
+        this.hits(0, { model, level });
+        this.misses(0, { model, level });
+      }
     }
     // The gateway only reads the cache Redis (workers write it).
     this.cacheErrors(0, { level: 'answer_l2', op: 'get' });
@@ -46,8 +58,9 @@ export class GatewayMetrics {
     this.duration(seconds, { route, method });
   }
 
-  cacheLookup(level: CacheLevel, hit: boolean): void {
-    (hit ? this.hits : this.misses)(1, { level });
+  /** One lookup of an answer for a request routed to `model`'s pool. */
+  cacheLookup(model: string, level: CacheLevel, hit: boolean): void {
+    (hit ? this.hits : this.misses)(1, { model, level });
   }
 
   /** A cache Redis call that failed or timed out (and was served as a miss). */
@@ -59,20 +72,23 @@ export class GatewayMetrics {
     this.rejections(1, { reason });
   }
 
-  observeQueue(read: () => Promise<QueueSnapshot>): void {
+  /** Every pool's queue, read at scrape time. */
+  observeQueues(read: () => Promise<PoolQueueSnapshot[]>): void {
     // Both gauges come from one read per scrape: the collector calls every
     // callback before any of them settles, so they share the pending read.
-    let pending: Promise<QueueSnapshot> | null = null;
-    const once = (): Promise<QueueSnapshot> => {
+    let pending: Promise<PoolQueueSnapshot[]> | null = null;
+    const once = (): Promise<PoolQueueSnapshot[]> => {
       pending ??= read().finally(() => {
         pending = null;
       });
       return pending;
     };
     this.registry.observeGauge('queueDepth', async (emit) => {
-      for (const [state, n] of Object.entries((await once()).counts)) emit(n, { state });
+      for (const p of await once()) for (const [state, n] of Object.entries(p.counts)) emit(n, { model: p.model, queue: p.queue, state });
     });
-    this.registry.observeGauge('queueOldestWait', async (emit) => emit((await once()).oldestWaitSeconds, {}));
+    this.registry.observeGauge('queueOldestWait', async (emit) => {
+      for (const p of await once()) emit(p.oldestWaitSeconds, { model: p.model, queue: p.queue });
+    });
   }
 
   /** Live workers by model. */

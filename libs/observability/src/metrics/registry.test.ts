@@ -16,11 +16,11 @@ function series(text: string): Map<string, number> {
 
 describe('metrics registry', () => {
   it('scrapes counters with _total, histograms with the catalogue buckets, and the values recorded', async () => {
-    const m = new GatewayMetrics();
+    const m = new GatewayMetrics(undefined, ['tiny-random', 'tiny-random@other']);
     m.httpRequest('/v1/chat/completions', 'POST', 200, 0.3);
     m.httpRequest('/v1/chat/completions', 'POST', 200, 7);
     m.httpRequest('/v1/jobs/:id', 'GET', 404, 0.002);
-    m.cacheLookup('answer_l1', true);
+    m.cacheLookup('tiny-random', 'answer_l1', true);
     m.rejected('unauthorized');
     const text = await m.scrape();
     expect(text).toContain('# TYPE fastvlm_requests_total counter');
@@ -36,8 +36,11 @@ describe('metrics registry', () => {
     const les = [...s.keys()].filter((k) => k.startsWith('fastvlm_request_duration_seconds_bucket{route="/v1/chat')).length;
     expect(les).toBe(LATENCY_BUCKETS.length + 1);
     expect(s.get('fastvlm_request_duration_seconds_sum{route="/v1/chat/completions",method="POST"}')).toBeCloseTo(7.3);
-    expect(s.get('fastvlm_cache_hits_total{level="answer_l1"}')).toBe(1);
-    expect(s.get('fastvlm_cache_hits_total{level="answer_l2"}')).toBe(0);
+    expect(s.get('fastvlm_cache_hits_total{model="tiny-random",level="answer_l1"}')).toBe(1);
+    expect(s.get('fastvlm_cache_hits_total{model="tiny-random",level="answer_l2"}')).toBe(0);
+    // Every configured model's series exists before its first lookup.
+    expect(s.get('fastvlm_cache_hits_total{model="tiny-random@other",level="answer_l1"}')).toBe(0);
+    expect(s.get('fastvlm_cache_misses_total{model="tiny-random@other",level="answer_l2"}')).toBe(0);
     expect(s.get('fastvlm_rejections_total{reason="unauthorized"}')).toBe(1);
   });
 
@@ -45,30 +48,36 @@ describe('metrics registry', () => {
     const errors: unknown[] = [];
     const m = new GatewayMetrics((e) => errors.push(e));
     let reads = 0;
-    m.observeQueue(() => {
+    m.observeQueues(() => {
       reads += 1;
-      return Promise.resolve({ counts: { wait: 3, active: 1 }, oldestWaitSeconds: 2.5 });
+      return Promise.resolve([
+        { model: 'a', queue: 'inference-a', counts: { wait: 3, active: 1 }, oldestWaitSeconds: 2.5 },
+        { model: 'b/c', queue: 'inference-b~2fc', counts: { wait: 0, active: 2 }, oldestWaitSeconds: 0 },
+      ]);
     });
     m.observeWorkers(() => Promise.reject(new Error('redis is away')));
     const s = series(await m.scrape());
     expect(reads).toBe(1);
-    expect(s.get('fastvlm_queue_depth{state="wait"}')).toBe(3);
-    expect(s.get('fastvlm_queue_oldest_wait_seconds')).toBe(2.5);
+    expect(s.get('fastvlm_queue_depth{model="a",queue="inference-a",state="wait"}')).toBe(3);
+    expect(s.get('fastvlm_queue_depth{model="b/c",queue="inference-b~2fc",state="active"}')).toBe(2);
+    expect(s.get('fastvlm_queue_oldest_wait_seconds{model="a",queue="inference-a"}')).toBe(2.5);
+    expect(s.get('fastvlm_queue_oldest_wait_seconds{model="b/c",queue="inference-b~2fc"}')).toBe(0);
     expect([...s.keys()].some((k) => k.startsWith('fastvlm_workers_alive'))).toBe(false);
     expect(errors).toHaveLength(1);
   });
 
   it('keeps the counts of two registries in one process apart', async () => {
-    const a = new WorkerMetrics();
-    const b = new WorkerMetrics();
+    const a = new WorkerMetrics('tiny-random');
+    const b = new WorkerMetrics('tiny-random');
     a.succeeded('length', 1.5, { promptTokens: 300, completionTokens: 12 });
     a.setModel('tiny-random', 'fp32', true);
     const sa = series(await a.scrape());
     const sb = series(await b.scrape());
-    expect(sa.get('fastvlm_generation_tokens_total')).toBe(12);
-    expect(sa.get('fastvlm_prompt_tokens_total')).toBe(300);
+    expect(sa.get('fastvlm_generation_tokens_total{model="tiny-random"}')).toBe(12);
+    expect(sa.get('fastvlm_prompt_tokens_total{model="tiny-random"}')).toBe(300);
+    expect(sa.get('fastvlm_request_success_total{model="tiny-random",finish_reason="length"}')).toBe(1);
     expect(sa.get('fastvlm_model_loaded{model="tiny-random",dtype="fp32"}')).toBe(1);
-    expect(sb.get('fastvlm_generation_tokens_total')).toBe(0);
+    expect(sb.get('fastvlm_generation_tokens_total{model="tiny-random"}')).toBe(0);
     expect(sb.has('fastvlm_model_loaded{model="tiny-random",dtype="fp32"}')).toBe(false);
   });
 

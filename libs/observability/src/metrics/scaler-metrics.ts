@@ -7,7 +7,7 @@ export type ScalerSignal = (typeof SCALER_SIGNALS)[number];
 
 /** A ScaledObject's latest decision, as its gauges show it. */
 export interface ScaledObjectGauges {
-  /** `namespace/name`, or `default` for the scaler's own watch. */
+  /** `namespace/name`, or `default` for the scaler's own watches (one per configured model pool). */
   scaledObject: string;
   queue: string;
   /** Desired replicas by strategy name (every strategy, shadow mode). */
@@ -34,6 +34,7 @@ type Emit<K extends MetricKey> = (value: number, labels: LabelsOf<K>) => void;
 export class ScalerMetrics {
   readonly registry: MetricsRegistry;
   private readonly grpc;
+  /** By ScaledObject and queue: the scaler's own `default` watches are one per pool. */
   private readonly objects = new Map<string, ScaledObjectGauges>();
   private readonly signals = new Map<string, Readonly<Record<ScalerSignal, number>>>();
 
@@ -42,13 +43,14 @@ export class ScalerMetrics {
     this.grpc = this.registry.counter('scalerGrpcRequests');
   }
 
-  /** The latest decision of a ScaledObject. */
+  /** The latest decision of a ScaledObject on a queue. */
   scaledObject(gauges: ScaledObjectGauges): void {
-    this.objects.set(gauges.scaledObject, gauges);
+    this.objects.set(`${gauges.scaledObject}\n${gauges.queue}`, gauges);
   }
 
+  /** Drops a ScaledObject's series on every queue (it went away, or moved to another queue). */
   forgetScaledObject(scaledObject: string): void {
-    this.objects.delete(scaledObject);
+    for (const [k, o] of this.objects) if (o.scaledObject === scaledObject) this.objects.delete(k);
   }
 
   /** The latest reading of a queue. */

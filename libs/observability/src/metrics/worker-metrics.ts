@@ -6,7 +6,10 @@ export interface VisionCacheCounts {
   misses: number;
 }
 
-/** What a worker measures about its jobs and its engine. */
+/**
+ * What a worker measures about its jobs and its engine. A worker serves one
+ * model: every serving series carries its id as `model`.
+ */
 export class WorkerMetrics {
   readonly registry: MetricsRegistry;
   private readonly queueWait;
@@ -22,8 +25,14 @@ export class WorkerMetrics {
   private readonly unhandled;
   private readonly cacheErrors;
   private model: { model: string; dtype: string; loaded: boolean } | null = null;
+  private readonly m: { model: string };
 
-  constructor(onError?: (err: unknown) => void) {
+  constructor(
+    /** The model id this worker serves (its pool's). */
+    model: string,
+    onError?: (err: unknown) => void,
+  ) {
+    this.m = { model };
     this.registry = new MetricsRegistry('fastvlm-worker', onError);
     this.queueWait = this.registry.histogram('queueWait');
     this.ttft = this.registry.histogram('timeToFirstToken');
@@ -39,9 +48,9 @@ export class WorkerMetrics {
     this.unhandled(0, {});
     this.cacheErrors = this.registry.counter('cacheErrors');
     // Series that exist from the start make rate() defined before the first job.
-    this.running(0, {});
-    this.promptTokens(0, {});
-    this.generationTokens(0, {});
+    this.running(0, this.m);
+    this.promptTokens(0, this.m);
+    this.generationTokens(0, this.m);
     this.cacheErrors(0, { level: 'answer_l2', op: 'set' });
     this.registry.observeGauge('modelLoaded', (emit) => {
       if (this.model) emit(this.model.loaded ? 1 : 0, { model: this.model.model, dtype: this.model.dtype });
@@ -54,32 +63,32 @@ export class WorkerMetrics {
   }
 
   jobStarted(queueWaitSeconds: number): void {
-    this.queueWait(Math.max(0, queueWaitSeconds), {});
-    this.running(1, {});
+    this.queueWait(Math.max(0, queueWaitSeconds), this.m);
+    this.running(1, this.m);
   }
 
   jobEnded(): void {
-    this.running(-1, {});
+    this.running(-1, this.m);
   }
 
   firstToken(secondsSinceAccepted: number): void {
-    this.ttft(Math.max(0, secondsSinceAccepted), {});
+    this.ttft(Math.max(0, secondsSinceAccepted), this.m);
   }
 
   meanTokenInterval(seconds: number): void {
-    this.tpot(seconds, {});
+    this.tpot(seconds, this.m);
   }
 
   succeeded(finishReason: FinishReason, secondsSinceAccepted: number, usage: Usage): void {
-    this.success(1, { finish_reason: finishReason });
-    this.e2e(Math.max(0, secondsSinceAccepted), { finish_reason: finishReason });
-    this.promptTokens(usage.promptTokens, {});
-    this.generationTokens(usage.completionTokens, {});
+    this.success(1, { ...this.m, finish_reason: finishReason });
+    this.e2e(Math.max(0, secondsSinceAccepted), { ...this.m, finish_reason: finishReason });
+    this.promptTokens(usage.promptTokens, this.m);
+    this.generationTokens(usage.completionTokens, this.m);
   }
 
   /** A job failed for good (not a retried attempt). */
   jobFailed(reason: string): void {
-    this.failed(1, { reason });
+    this.failed(1, { ...this.m, reason });
   }
 
   /** A promise rejection nothing handled (the process-level handler caught it). */
@@ -89,13 +98,13 @@ export class WorkerMetrics {
 
   /** One decoder step over `rows` sequences. */
   batchStep(rows: number): void {
-    this.batch(rows, {});
+    this.batch(rows, this.m);
   }
 
   /** The engine's own vision-cache counters, read at scrape time. */
   observeVisionCache(read: () => VisionCacheCounts): void {
-    this.registry.observeCounter('cacheHits', (emit) => emit(read().hits, { level: 'vision' }));
-    this.registry.observeCounter('cacheMisses', (emit) => emit(read().misses, { level: 'vision' }));
+    this.registry.observeCounter('cacheHits', (emit) => emit(read().hits, { ...this.m, level: 'vision' }));
+    this.registry.observeCounter('cacheMisses', (emit) => emit(read().misses, { ...this.m, level: 'vision' }));
   }
 
   /** 1 while `read` says the queue Redis is unsafe (it may evict), 0 otherwise; read at scrape time. */

@@ -32,6 +32,14 @@ describe('tiny-random', () => {
     expect(await mtimes(second.dir)).toEqual(before);
   });
 
+  it('tiny-random@<name> is its own model id over the same generated files (a second pool on one machine)', async () => {
+    const cacheDir = join(model.root, 'cache-tiny');
+    const plain = await resolveModel(TINY_RANDOM, cacheDir);
+    expect(await resolveModel('tiny-random@other', cacheDir)).toEqual({ id: 'tiny-random@other', dir: plain.dir, revision: plain.revision });
+    await notFound(resolveModel('tiny-random@', cacheDir));
+    await notFound(resolveModel('tiny-random@../x', cacheDir));
+  });
+
   it('is the seed-0 tiny model: same revision as a folder generated with seed 0', async () => {
     const cacheDir = join(model.root, 'cache-tiny');
     expect((await resolveModel(TINY_RANDOM, cacheDir)).revision).toBe((await resolveModel(model.dir)).revision);

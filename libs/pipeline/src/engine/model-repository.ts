@@ -19,6 +19,13 @@ export interface ResolvedModel {
   revision: string;
 }
 
+/**
+ * `tiny-random@<name>`: the same generated files under a model id of its own, so
+ * that one machine can run several pools (each id has its own queue, cache keys
+ * and metrics) without real weights.
+ */
+const TINY_RANDOM_NAMED = /^tiny-random@[A-Za-z0-9][\w.-]{0,63}$/;
+
 export function defaultCacheDir(): string {
   return join(homedir(), '.cache', 'fastvlm');
 }
@@ -38,7 +45,7 @@ export interface ResolveOptions {
  * `options.hub`) pulled into it.
  */
 export async function resolveModel(model: string, cacheDir = defaultCacheDir(), options: ResolveOptions = {}): Promise<ResolvedModel> {
-  if (model === TINY_RANDOM) {
+  if (model === TINY_RANDOM || TINY_RANDOM_NAMED.test(model)) {
     const dir = join(cacheDir, TINY_RANDOM);
     await ensureTinyRandom(dir, options.dtypes ?? parseDtypeSpec(undefined));
     return { id: model, dir, revision: await modelRevision(dir) };
@@ -68,7 +75,7 @@ export async function resolveModel(model: string, cacheDir = defaultCacheDir(), 
         `for the generated random-weight test model.`,
     );
   }
-  throw new AppError('model_not_found', `FASTVLM_MODEL="${model}" is neither a folder, a hub id (org/name[@revision]) nor ${TINY_RANDOM}.`);
+  throw new AppError('model_not_found', `FASTVLM_MODEL="${model}" is neither a folder, a hub id (org/name[@revision]) nor ${TINY_RANDOM}[@name].`);
 }
 
 async function isModelDir(dir: string): Promise<boolean> {

@@ -116,7 +116,7 @@ export class FastVlmPipeline {
         finishReason: 'cancelled',
         usage: { promptTokens: 0, completionTokens: 0 },
         tokenIds: [],
-        timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 },
+        timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0, deviceMs: 0 },
       });
     }
     const sha = sha256Hex(req.image);
@@ -127,7 +127,11 @@ export class FastVlmPipeline {
     req.signal?.addEventListener('abort', relay, { once: true });
     this.inFlight.add(own);
     return this.scheduler
-      .submit({ question: req.question, params: req.params, signal: own.signal, deadline: req.deadline, onToken: req.onToken }, sha, prep)
+      .submit(
+        { question: req.question, params: req.params, signal: own.signal, deadline: req.deadline, onToken: req.onToken, onDeviceTime: req.onDeviceTime },
+        sha,
+        prep,
+      )
       .then((result) => {
         // Ended by a forced dispose, not by its caller: no answer, and the caller must not take it for a cancellation.
         if (result.finishReason === 'cancelled' && this.forced && !req.signal?.aborted) {

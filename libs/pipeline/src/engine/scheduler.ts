@@ -2,7 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import type { GenerateResult } from '../types';
 import { KvBatch, type KvShape } from './kv-batch';
 import type { ModelConfig } from './model-config';
-import { Sequence, timeoutError, type SequenceRequest, type TextSide } from './sequence';
+import { DeviceMeter, Sequence, timeoutError, type SequenceRequest, type TextSide } from './sequence';
 import type { ModelSessions } from './sessions';
 import { PrefixCache } from './prefix-cache';
 import { floatTensor, i64, inputType, releaseNow, toFloat32, type FloatType, type KvArray } from './tensors';
@@ -22,6 +22,8 @@ export interface SchedulerOptions {
   onStep?: ((rows: number) => void) | undefined;
   /** Bytes of image-prefix KV cache kept (0 disables prefix caching). */
   prefixCacheBytes: number;
+  /** Milliseconds clock that times model runs for device-time accounting (tests); default `performance.now`. */
+  clock?: (() => number) | undefined;
 }
 
 export interface SchedulerStats {
@@ -33,6 +35,8 @@ export interface SchedulerStats {
   stepRows: number;
   /** Prefills that reused the image's cached prompt prefix. */
   prefixHits: number;
+  /** Wall time of every model run (vision, prefill, decode steps): what the requests' `deviceMs` shares add up to. */
+  deviceMs: number;
 }
 
 interface Waiting {
@@ -42,6 +46,8 @@ interface Waiting {
   /** The preparation's outcome once it has settled; null while it runs. */
   settled: PromiseSettledResult<Prepared> | null;
   submittedAt: number;
+  /** Device time charged to the request, from its vision run on (its sequence takes it over). */
+  meter: DeviceMeter;
   resolve: (r: GenerateResult) => void;
   reject: (e: unknown) => void;
 }
@@ -71,11 +77,12 @@ export class Scheduler {
   /** Set and cleared synchronously inside `loop`, so a request submitted as the loop ends starts a new one. */
   private active = false;
   private running: Promise<void> = Promise.resolve();
-  readonly stats: SchedulerStats = { visionRuns: 0, visionImages: 0, prefills: 0, steps: 0, stepRows: 0, prefixHits: 0 };
+  readonly stats: SchedulerStats = { visionRuns: 0, visionImages: 0, prefills: 0, steps: 0, stepRows: 0, prefixHits: 0, deviceMs: 0 };
   private readonly prefixes: PrefixCache;
   private readonly kvShape: KvShape;
   private readonly types: { pixels: FloatType; embeds: FloatType; past: FloatType };
   private readonly eos: ReadonlySet<number>;
+  private readonly clock: () => number;
 
   constructor(
     private readonly s: ModelSessions,
@@ -92,11 +99,12 @@ export class Scheduler {
     };
     this.eos = new Set(cfg.eosTokenIds);
     this.prefixes = new PrefixCache(opts.prefixCacheBytes);
+    this.clock = opts.clock ?? (() => performance.now());
   }
 
   submit(req: SequenceRequest, imageSha: string, prep: Promise<Prepared>): Promise<GenerateResult> {
     return new Promise((resolve, reject) => {
-      const w: Waiting = { req, imageSha, prep, settled: null, submittedAt: performance.now(), resolve, reject };
+      const w: Waiting = { req, imageSha, prep, settled: null, submittedAt: performance.now(), meter: new DeviceMeter(req.onDeviceTime), resolve, reject };
       // The preparation may fail before its turn; that failure is reported at admission.
       void settle(prep).then((outcome) => (w.settled = outcome));
       this.waiting.push(w);
@@ -195,9 +203,14 @@ export class Scheduler {
   private async encodeImages(ready: { w: Waiting; prep: Prepared }[]): Promise<Map<string, { features: Float32Array; visionMs: number }>> {
     const out = new Map<string, { features: Float32Array; visionMs: number }>();
     const todo = new Map<string, Extract<Prepared, { kind: 'pixels' }>>();
+    // Every request whose features come from this run pays for it, two asking about one image included.
+    const payers: DeviceMeter[] = [];
     for (const { w, prep } of ready) {
       if (prep.kind === 'features') out.set(w.imageSha, { features: prep.features, visionMs: 0 });
-      else todo.set(w.imageSha, prep);
+      else {
+        todo.set(w.imageSha, prep);
+        payers.push(w.meter);
+      }
     }
     if (todo.size === 0) return out;
     const items = [...todo.entries()];
@@ -206,7 +219,9 @@ export class Scheduler {
     const batch = new Float32Array(per * items.length);
     items.forEach(([, p], i) => batch.set(p.pixels, i * per));
     const started = performance.now();
-    const result = await this.s.vision.run({ pixel_values: floatTensor(this.types.pixels, batch, [items.length, 3, first.height, first.width]) });
+    const result = await this.onDevice(payers, () =>
+      this.s.vision.run({ pixel_values: floatTensor(this.types.pixels, batch, [items.length, 3, first.height, first.width]) }),
+    );
     const visionMs = performance.now() - started;
     this.stats.visionRuns++;
     this.stats.visionImages += items.length;
@@ -226,7 +241,7 @@ export class Scheduler {
   private async prefill(w: Waiting, features: Float32Array, timings: { queueMs: number; preprocessMs: number; visionMs: number }): Promise<void> {
     const hidden = this.cfg.hiddenSize;
     const ids = this.text.encodePrompt(w.req.question, features.length / hidden);
-    const seq = new Sequence(w.req, ids, this.eos, this.text, w.submittedAt);
+    const seq = new Sequence(w.req, ids, this.eos, this.text, w.submittedAt, w.meter);
     Object.assign(seq.timings, timings);
     const why = seq.interrupted(Date.now());
     if (why === 'timeout') throw timeoutError();
@@ -240,7 +255,7 @@ export class Scheduler {
     const cut = ids.lastIndexOf(this.cfg.imageTokenId) + 1;
     const key = cut > 0 && cut < ids.length ? this.prefixes.key(w.imageSha, ids.slice(0, cut)) : null;
     const cached = key ? this.prefixes.get(key) : undefined;
-    const out = cached ? await this.prefillAfter(ids, cached.columns, cached.data) : await this.prefillAll(ids, features);
+    const out = await this.onDevice([seq.meter], () => (cached ? this.prefillAfter(ids, cached.columns, cached.data) : this.prefillAll(ids, features)));
     if (cached) this.stats.prefixHits++;
     this.stats.prefills++;
     const done = seq.accept(seq.pick(lastPosition(out.logits, 0)));
@@ -305,13 +320,18 @@ export class Scheduler {
     if (this.rows.length === 0 || !kv) return;
     const rows = this.rows.length;
     const hidden = this.cfg.hiddenSize;
-    const embeds = await this.embed(this.rows.map((r) => r.seq.lastToken), [rows, 1]);
-    const out = await this.s.decoder.run({
-      inputs_embeds: floatTensor(this.types.embeds, embeds, [rows, 1, hidden]),
-      attention_mask: kv.attentionMask(1),
-      position_ids: i64(this.rows.map((r) => r.seq.promptIds.length + r.seq.generated.length - 1), [rows, 1]),
-      ...kv.pastFeeds(),
-    });
+    const out = await this.onDevice(
+      this.rows.map((r) => r.seq.meter),
+      async () => {
+        const embeds = await this.embed(this.rows.map((r) => r.seq.lastToken), [rows, 1]);
+        return this.s.decoder.run({
+          inputs_embeds: floatTensor(this.types.embeds, embeds, [rows, 1, hidden]),
+          attention_mask: kv.attentionMask(1),
+          position_ids: i64(this.rows.map((r) => r.seq.promptIds.length + r.seq.generated.length - 1), [rows, 1]),
+          ...kv.pastFeeds(),
+        });
+      },
+    );
     kv.adopt(out, 1);
     this.stats.steps++;
     this.stats.stepRows += rows;
@@ -325,6 +345,23 @@ export class Scheduler {
     }
     releaseNow(out.logits);
     this.leave(done);
+  }
+
+  /**
+   * Runs model work and charges its wall time to `payers` in equal shares: a
+   * batched run costs each request in it a fraction of the run, as the device
+   * was busy for all of them at once. A run that fails is charged too (the
+   * device was busy all the same), before the failure reaches the requests.
+   */
+  private async onDevice<T>(payers: readonly DeviceMeter[], run: () => Promise<T>): Promise<T> {
+    const started = this.clock();
+    try {
+      return await run();
+    } finally {
+      const ms = this.clock() - started;
+      this.stats.deviceMs += ms;
+      for (const p of payers) p.charge(ms / payers.length);
+    }
   }
 
   private finish(r: Row): void {

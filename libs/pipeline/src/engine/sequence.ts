@@ -19,6 +19,24 @@ export interface SequenceRequest {
   /** Epoch milliseconds after which the request fails with `timeout`. */
   deadline?: number | undefined;
   onToken?: ((d: TokenDelta) => void) | undefined;
+  /** Told each share of device time charged to the request (see `DeviceMeter`). */
+  onDeviceTime?: ((ms: number) => void) | undefined;
+}
+
+/**
+ * Device time charged to one request: its equal share of each model run it
+ * took part in. Created when the request arrives, since the vision encoder run
+ * that encodes its image comes before its sequence exists.
+ */
+export class DeviceMeter {
+  ms = 0;
+
+  constructor(private readonly onCharge?: ((ms: number) => void) | undefined) {}
+
+  charge(ms: number): void {
+    this.ms += ms;
+    this.onCharge?.(ms);
+  }
 }
 
 /**
@@ -38,7 +56,7 @@ export class Sequence {
   private readonly counts = new Map<number, number>();
   /** Position id of the next token fed to the decoder. */
   position: number;
-  readonly timings: GenerateTimings = { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 };
+  readonly timings: Omit<GenerateTimings, 'deviceMs'> = { queueMs: 0, preprocessMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, ttftMs: 0 };
 
   constructor(
     readonly req: SequenceRequest,
@@ -47,6 +65,8 @@ export class Sequence {
     text: TextSide,
     /** When the request was submitted (performance.now()). */
     readonly submittedAt: number,
+    /** The request's device time so far (its vision run's share included). */
+    readonly meter: DeviceMeter = new DeviceMeter(req.onDeviceTime),
   ) {
     this.sample = createSampler(req.params);
     this.decoder = text.streamDecoder();
@@ -117,7 +137,7 @@ export class Sequence {
       finishReason: this.finish,
       usage: { promptTokens: this.promptIds.length, completionTokens: this.produced },
       tokenIds: [...this.generated],
-      timings: { ...this.timings },
+      timings: { ...this.timings, deviceMs: this.meter.ms },
     };
   }
 
