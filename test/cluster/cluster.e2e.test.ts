@@ -123,20 +123,18 @@ describe('on a Redis Cluster of three primaries', () => {
     expect(second.headers.get('idempotent-replayed')).toBe('true');
   });
 
-  it('enforces a tenant\'s in-flight cap, and frees the slot once the job ends (the quota prunes across slots)', async () => {
+  it('enforces a tenant\'s in-flight cap on interactive work, and frees the slot once the job ends (the quota prunes across slots)', async () => {
     await redis.set(`${keys.shared}:tenant:globex`, JSON.stringify({ maxInFlightJobs: 1 }));
-    const post = (q: string): Promise<Response> => postJson(jobs(), chatBody(image, q, { max_tokens: 3 }), auth('globex'));
-    const first = await post('cap 1');
-    expect(first.status).toBe(202);
-    const id = ((await first.json()) as JobView).id;
-    const refused = await post('cap 2');
+    const chat = (q: string, extra: Record<string, unknown> = {}): Promise<Response> =>
+      postJson(`${gw.url}/v1/chat/completions`, chatBody(image, q, { max_tokens: 3, ...extra }), auth('globex'));
+    // A streamed answer holds the tenant's one slot while it runs.
+    const first = await chat('cap 1', { max_tokens: 200, stream: true });
+    expect(first.status).toBe(200);
+    const refused = await chat('cap 2');
     expect(refused.status).toBe(429);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('rate_limited');
-    await until(`job ${id} to end`, async () => {
-      const j = (await (await fetch(`${jobs()}/${id}`, { headers: auth('globex') })).json()) as JobView;
-      return j.status === 'succeeded';
-    });
-    expect((await post('cap 3')).status).toBe(202);
+    expect((await readSse(first)).at(-1)?.data).toBe('[DONE]');
+    expect((await chat('cap 3')).status).toBe(200);
   });
 
   it('re-runs the job of a worker killed mid-answer on another worker', async () => {

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys, type InferenceJobData, type JobEvent, poolQueue } from '@fastvlm/contracts';
-import { WorkerRegistry } from '@fastvlm/jobs';
+import { WorkerRegistry, poolHolds } from '@fastvlm/jobs';
 import { auth, chatBody, png, postJson, readSse } from '../support/requests';
 import { REDIS_URL, cleanupPrefix, startGateway, uniquePrefix, until, type GatewayHandle } from '../support/stack';
 
@@ -139,13 +139,17 @@ describe('abandoned and timed-out requests, with no worker running', () => {
     expect(await status(f, created.id)).toBe('queued');
   });
 
-  it('removes a cancelled queued job from the queue at once', async () => {
-    const created = (await (await postJson(`${gw.url}/v1/jobs`, chatBody(image, 'cancel me', { max_tokens: 3 }))).json()) as { id: string };
-    known.add(created.id);
-    expect(await f.queue.getJob(created.id)).toBeDefined();
-    const res = await fetch(`${gw.url}/v1/jobs/${created.id}`, { method: 'DELETE', headers: auth() });
-    expect(((await res.json()) as { status: string }).status).toBe('cancelled');
-    expect(await f.queue.getJob(created.id)).toBeUndefined();
+  it('removes a cancelled queued job from its pool at once, whether it waits in the fair queue or was dispatched', async () => {
+    const holds = poolHolds(f.redis, f.keys);
+    for (const dispatched of [false, true]) {
+      const created = (await (await postJson(`${gw.url}/v1/jobs`, chatBody(image, `cancel me ${String(dispatched)}`, { max_tokens: 3 }))).json()) as { id: string };
+      known.add(created.id);
+      expect(await holds(created.id, 'tiny-random')).toBe(true);
+      if (dispatched) await until('the dispatcher to move the job into the queue', async () => (await f.queue.getJob(created.id)) !== undefined);
+      const res = await fetch(`${gw.url}/v1/jobs/${created.id}`, { method: 'DELETE', headers: auth() });
+      expect(((await res.json()) as { status: string }).status).toBe('cancelled');
+      expect(await holds(created.id, 'tiny-random')).toBe(false);
+    }
   });
 
   it('sends each token index of /events once, tagged with its run, and resumes without repeating a re-run', async () => {

@@ -133,12 +133,14 @@ describe('model pools: one gateway routing by model to each pool’s workers', (
     try {
       const job = await submit('tiny-random@idle', 'nobody serves this pool yet');
       expect(job).toMatchObject({ status: 'queued', model: 'tiny-random@idle' });
-      expect((await idle.getJob(job.id))?.data).toMatchObject({ id: job.id, model: 'tiny-random@idle' });
+      // The pool's fair dispatcher moves the async job into the pool's queue, at the async priority.
+      const queued = await until('the job to reach its pool\'s queue', async () => (await idle.getJob(job.id)) ?? undefined);
+      expect(queued.data).toMatchObject({ id: job.id, model: 'tiny-random@idle', workClass: 'async' });
       expect(await mainQueue.getJob(job.id)).toBeUndefined();
       expect(await otherQueue.getJob(job.id)).toBeUndefined();
       // The gateway's queue gauges are per pool: this one waits on the idle pool's queue.
       const depth = async (model: string): Promise<number | undefined> =>
-        value(await scrape(gw.url), 'fastvlm_queue_depth', { model, queue: poolQueue(model), state: 'wait' });
+        value(await scrape(gw.url), 'fastvlm_queue_depth', { model, queue: poolQueue(model), state: 'prioritized' });
       expect(await depth('tiny-random@idle')).toBe(1);
       expect(await depth('tiny-random')).toBe(0);
 

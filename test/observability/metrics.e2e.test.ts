@@ -110,7 +110,8 @@ describe('/metrics on the gateway and the worker move with traffic', () => {
     try {
       const busy = await until('one job active and one waiting', async () => {
         const s = await scrape(gw.url);
-        return count(s, 'fastvlm_queue_depth', { state: 'active' }) === 1 && count(s, 'fastvlm_queue_depth', { state: 'wait' }) === 1 ? s : undefined;
+        // Async jobs wait at their class's BullMQ priority (the prioritized set), not in the wait list.
+        return count(s, 'fastvlm_queue_depth', { state: 'active' }) === 1 && count(s, 'fastvlm_queue_depth', { state: 'prioritized' }) === 1 ? s : undefined;
       });
       expect(value(busy, 'fastvlm_queue_oldest_wait_seconds')).toBeGreaterThan(0);
       const w = await until('the worker to count its running job', async () => {
@@ -123,7 +124,7 @@ describe('/metrics on the gateway and the worker move with traffic', () => {
     }
     await until('the queue to drain', async () => {
       const s = await scrape(gw.url);
-      return count(s, 'fastvlm_queue_depth', { state: 'active' }) + count(s, 'fastvlm_queue_depth', { state: 'wait' }) === 0;
+      return count(s, 'fastvlm_queue_depth', { state: 'active' }) + count(s, 'fastvlm_queue_depth', { state: 'prioritized' }) === 0;
     });
   });
 

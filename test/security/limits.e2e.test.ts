@@ -34,7 +34,7 @@ describe('rate limits, quotas and admission control', () => {
   beforeAll(async () => {
     admin = (await createKey(prefix, 'ops', ['admin'])).key;
     keys.push(admin);
-    [gw, busy, image] = await Promise.all([startSecureGateway(prefix), startSecureGateway(busyPrefix, { ADMISSION_MAX_BACKLOG: '3' }), png(16, 16, 5)]);
+    [gw, busy, image] = await Promise.all([startSecureGateway(prefix, { FAIR_DISPATCH_TARGET: '1' }), startSecureGateway(busyPrefix, { ADMISSION_MAX_BACKLOG: '3' }), png(16, 16, 5)]);
   });
   afterAll(async () => {
     await Promise.all([gw?.close(), busy?.close()]);
@@ -67,15 +67,25 @@ describe('rate limits, quotas and admission control', () => {
     expect(((await tenantOver.json()) as ErrorBody).error.message).toMatch(/organisation/);
   });
 
-  it("caps a tenant's queued jobs (no worker runs here) with 429, and never other tenants", async () => {
-    await patchTenant('cap', { maxQueuedJobs: 2, maxInFlightJobs: 5 });
+  it("caps a tenant's async jobs waiting in the fair queue (no worker runs here) with 429, and never other tenants", async () => {
+    await patchTenant('cap', { maxBacklogJobs: 2 });
     const k = await key('cap');
-    expect((await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(k))).status).toBe(202);
-    expect((await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(k))).status).toBe(202);
-    const over = await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(k));
+    let accepted = 0;
+    const over = await until('the backlog cap', async () => {
+      const res = await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(k));
+      if (res.status === 202) accepted++;
+      return res.status === 202 ? undefined : res;
+    });
     expect(over.status).toBe(429);
-    expect(over.headers.get('retry-after')).not.toBeNull();
-    expect(((await over.json()) as ErrorBody).error.message).toMatch(/waiting for a worker/);
+    expect(over.headers.get('retry-after')).toBe('5');
+    expect(((await over.json()) as ErrorBody).error.message).toBe(
+      'Your organisation already has 2 async and batch jobs waiting for this model, its limit; retry when some have started.',
+    );
+    // With no worker, the dispatcher moved at most one job into the pool's queue (its target): the rest wait, capped.
+    const redis = new Redis(REDIS_URL);
+    const k2 = new RedisKeys(prefix);
+    expect(accepted).toBe(2 + (await redis.zcard(`${k2.bull()}:${poolQueue('tiny-random')}:prioritized`)));
+    redis.disconnect();
     expect((await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(await key('other')))).status).toBe(202);
   });
 

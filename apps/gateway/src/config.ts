@@ -31,6 +31,15 @@ export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sh
     JOB_DEADLINE_S: int(1).default(900),
     /** Runs allowed for a job that fails with a transient error. */
     JOB_ATTEMPTS: int(1).default(3),
+    /**
+     * Async and batch jobs the fair dispatcher keeps waiting in a pool's queue (about twice the pool's slots):
+     * the rest wait in the pool's fair queue, where tenants take turns. Default 16.
+     */
+    FAIR_DISPATCH_TARGET: int(1).max(10_000).default(16),
+    /** Milliseconds between two ticks of a pool's fair dispatcher (a new job also wakes it). Default 200. */
+    FAIR_DISPATCH_INTERVAL_MS: int(10).max(60_000).default(200),
+    /** An async or batch job waiting this long in a pool's queue is raised to the interactive priority: the starvation bound. Default 10 000. */
+    PRIORITY_AGING_MS: int(0).max(3_600_000).default(10_000),
     /** Seconds a finished job's record and events are kept. */
     JOB_TTL_S: int(60).default(86_400),
     /** Seconds an uploaded image is kept for the worker; must outlast the longest queue wait. */

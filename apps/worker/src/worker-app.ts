@@ -11,6 +11,7 @@ import {
   JobReconciler,
   JobStore,
   JobSweeper,
+  poolHolds,
   WorkerRegistry,
   RedisSafetyWatch,
   UsageStore,
@@ -241,8 +242,7 @@ export class WorkerApp {
     if (this.cfg.JOB_SWEEP_INTERVAL_MS === 0) return;
     // The pending index is shared by every pool: each record is looked for on its own model's queue, so a
     // worker sweeps the jobs of pools with no worker too (the key as BullMQ's `toKey` spells it).
-    const bull = this.keys.bull();
-    const sweeper = new JobSweeper(store, (id, model) => `${bull}:${poolQueue(model)}:${id}`, {
+    const sweeper = new JobSweeper(store, poolHolds(this.redis, this.keys), {
       graceMs: this.cfg.JOB_SWEEP_GRACE_MS,
       batch: this.cfg.JOB_SWEEP_BATCH,
     });

@@ -123,6 +123,14 @@ export class RedisKeys {
   usageTenants(hourEpochSeconds: number): string {
     return `${this.prefix}:usage-tenants:${hourEpochSeconds}`;
   }
+  /**
+   * A pool's fair queue (libs/jobs/src/fair-queue.ts owns what each part holds): its async and batch
+   * jobs waiting by virtual finish tag (`tags:async`, `tags:batch`), the jobs themselves, tenants'
+   * counts and last tags, the virtual times, and the leases of claimed jobs. In the queue's slot.
+   */
+  fair(queue: string, part: string): string {
+    return `${this.shared}:fair:${queue}:${part}`;
+  }
   /** Pub/sub channel on which cancellations are broadcast to workers (classic PUBLISH: every worker hears it). */
   cancelChannel(): string {
     return `${this.prefix}:cancel`;

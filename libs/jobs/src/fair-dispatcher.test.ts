@@ -29,10 +29,10 @@ describe('FairDispatcher on real Redis and BullMQ', () => {
     const name = `pool-${n++}`;
     const queue = new Queue(name, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     opened.push(queue);
-    return { fair: new FairQueue<InferenceJobData>(redis, keys, name, { maxPerTenant: 100_000 }), queue, name };
+    return { fair: new FairQueue<InferenceJobData>(redis, keys, name), queue, name };
   };
   const push = async (fair: FairQueue<InferenceJobData>, tenant: string, count: number, workClass: 'async' | 'batch' = 'async'): Promise<void> => {
-    for (let i = 0; i < count; i++) await fair.push({ id: `${tenant}-${i}`, tenant, workClass, job: job(`${tenant}-${i}`, tenant) }, 1);
+    for (let i = 0; i < count; i++) await fair.push({ id: `${tenant}-${i}`, tenant, workClass, job: job(`${tenant}-${i}`, tenant) }, 1, 100_000);
   };
 
   beforeAll(() => {
@@ -86,7 +86,7 @@ describe('FairDispatcher on real Redis and BullMQ', () => {
     const otherQueue = new Queue(name, { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     opened.push(otherQueue, { close: () => Promise.resolve(otherRedis.disconnect()) });
     const a = new FairDispatcher(fair, queue, { target: 100, ageMs: 60_000, intervalMs: 1_000 });
-    const b = new FairDispatcher(new FairQueue<InferenceJobData>(otherRedis, keys, name, { maxPerTenant: 100_000 }), otherQueue, { target: 100, ageMs: 60_000, intervalMs: 1_000 });
+    const b = new FairDispatcher(new FairQueue<InferenceJobData>(otherRedis, keys, name), otherQueue, { target: 100, ageMs: 60_000, intervalMs: 1_000 });
     const [x, y] = await Promise.all([a.tick(Date.now()), b.tick(Date.now())]);
     expect(x.dispatched + y.dispatched).toBe(80);
     expect(await queue.getPrioritizedCount()).toBe(80);

@@ -3,11 +3,11 @@ import { INFERENCE_JOB, type InferenceJobData, type WorkClass } from '@fastvlm/c
 import type { FairQueue } from './fair-queue';
 
 /**
- * BullMQ priorities of the classes (1 is taken first). Interactive work goes
- * straight to the pool's queue; the lower classes arrive there through the
- * dispatcher, a few at a time.
+ * BullMQ priorities of the classes. Interactive work has none (0): BullMQ
+ * takes a job without a priority before any prioritized one, in arrival
+ * order. Among prioritized jobs, 1 goes before 2.
  */
-export const CLASS_PRIORITY: Readonly<Record<WorkClass, number>> = { interactive: 1, async: 2, batch: 3 };
+export const CLASS_PRIORITY: Readonly<Record<WorkClass, number>> = { interactive: 0, async: 1, batch: 2 };
 
 export interface FairDispatcherOptions {
   /** Jobs the pool's queue should hold waiting (about twice the pool's slots): what it tops up to. */
@@ -72,18 +72,16 @@ export class FairDispatcher {
     if (room <= 0) return { dispatched: 0, aged };
     const entries = await this.fair.claim(room, now);
     if (entries.length === 0) return { dispatched: 0, aged };
-    await this.queue.addBulk(
-      entries.map((e) => ({ name: INFERENCE_JOB, data: e.job, opts: { jobId: e.id, priority: CLASS_PRIORITY[e.workClass] } })),
-    );
+    await this.queue.addBulk(entries.map((e) => ({ name: INFERENCE_JOB, data: e.job, opts: { jobId: e.id, priority: CLASS_PRIORITY[e.workClass] } })));
     await this.fair.confirm(entries.map((e) => e.id));
     return { dispatched: entries.length, aged };
   }
 
   /** Raises the lower-class jobs that waited `ageMs` in the pool's queue to the interactive priority. */
-  private async age(now: number): Promise<number> {
+  async age(now: number): Promise<number> {
     // The pool's queue holds about `target` lower-class jobs, behind the interactive ones.
     const waiting = await this.queue.getPrioritized(0, this.opts.target * 4);
-    const old = waiting.filter((j) => (j.priority ?? 0) > CLASS_PRIORITY.interactive && now - j.timestamp >= this.opts.ageMs);
+    const old = waiting.filter((j) => now - j.timestamp >= this.opts.ageMs);
     await Promise.all(old.map((j) => j.changePriority({ priority: CLASS_PRIORITY.interactive })));
     return old.length;
   }

@@ -12,11 +12,11 @@ describe('FairQueue on real Redis', () => {
   let redis: Redis;
   let other: Redis;
   let queues = 0;
-  const fresh = (opts: { maxPerTenant?: number; leaseMs?: number; batchEvery?: number } = {}, on?: Redis): FairQueue<Job> =>
-    new FairQueue<Job>(on ?? redis, keys, `pool-${queues++}`, { maxPerTenant: 100_000, ...opts });
+  let cap = 100_000;
+  const fresh = (opts: { leaseMs?: number; batchEvery?: number } = {}, on?: Redis): FairQueue<Job> => new FairQueue<Job>(on ?? redis, keys, `pool-${queues++}`, opts);
   const entry = (tenant: string, n: number, workClass: BacklogClass = 'async'): FairEntry<Job> => ({ id: `${tenant}-${n}`, tenant, workClass, job: { n } });
   const pushAll = async (q: FairQueue<Job>, tenant: string, count: number, weight = 1, workClass: BacklogClass = 'async'): Promise<void> => {
-    for (let i = 0; i < count; i++) await q.push(entry(tenant, i, workClass), weight);
+    for (let i = 0; i < count; i++) await q.push(entry(tenant, i, workClass), weight, cap);
   };
   const drain = async (q: FairQueue<Job>, n: number, per = 4): Promise<FairEntry<Job>[]> => {
     const out: FairEntry<Job>[] = [];
@@ -61,12 +61,18 @@ describe('FairQueue on real Redis', () => {
   });
 
   it('refuses a tenant past its cap, and takes its jobs again once some have left', async () => {
-    const q = fresh({ maxPerTenant: 3 });
-    await pushAll(q, 'capped', 3);
-    expect(await q.push(entry('capped', 3), 1)).toEqual({ accepted: false, held: 3 });
-    expect(await q.push(entry('someone-else', 0), 1)).toEqual({ accepted: true, held: 1 });
-    await drain(q, 2);
-    expect(await q.push(entry('capped', 3), 1)).toMatchObject({ accepted: true });
+    const q = fresh();
+    cap = 3;
+    try {
+      await pushAll(q, 'capped', 3);
+      expect(await q.push(entry('capped', 3), 1, cap)).toEqual({ accepted: false, held: 3 });
+      expect(await q.heldBy('capped')).toBe(3);
+      expect(await q.push(entry('someone-else', 0), 1, cap)).toEqual({ accepted: true, held: 1 });
+      await drain(q, 2);
+      expect(await q.push(entry('capped', 3), 1, cap)).toMatchObject({ accepted: true });
+    } finally {
+      cap = 100_000;
+    }
   });
 
   it('gives a dead dispatcher\'s claim to the next one once its lease lapses, and forgets a job only when confirmed', async () => {
@@ -90,7 +96,7 @@ describe('FairQueue on real Redis', () => {
 
   it('never hands one job to two dispatchers racing on separate connections', async () => {
     const a = fresh();
-    const b = new FairQueue<Job>(other, keys, `pool-${queues - 1}`, { maxPerTenant: 100_000 });
+    const b = new FairQueue<Job>(other, keys, `pool-${queues - 1}`);
     await Promise.all([pushAll(a, 't1', 60), pushAll(a, 't2', 60)]);
     const take = async (q: FairQueue<Job>): Promise<string[]> => {
       const got: string[] = [];

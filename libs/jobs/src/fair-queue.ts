@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '@fastvlm/contracts';
+import { poolQueue, type RedisKeys } from '@fastvlm/contracts';
 import { LuaScript } from './lua-script';
 
 /** The lower classes of work, which wait in the fair queue rather than in the pool's BullMQ queue. */
@@ -85,6 +85,19 @@ end
 return #ARGV
 `);
 
+/** KEYS: async tags, batch tags, jobs, counts, leases. ARGV: id. Reply: 1 removed, 0 not held. */
+const REMOVE = new LuaScript(`
+local entry = redis.call('HGET', KEYS[3], ARGV[1])
+if not entry then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1]) > 0 then
+  local tenant = cjson.decode(entry).tenant
+  if redis.call('HINCRBY', KEYS[4], tenant, -1) <= 0 then redis.call('HDEL', KEYS[4], tenant) end
+end
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+`);
+
 /** What waits in the fair queue: a job's id and tenant, and whatever the dispatcher needs to enqueue it. */
 export interface FairEntry<T> {
   id: string;
@@ -94,8 +107,6 @@ export interface FairEntry<T> {
 }
 
 export interface FairQueueOptions {
-  /** Most jobs one tenant may hold in the queue (both classes). */
-  maxPerTenant: number;
   /** How long a claim holds its jobs before another dispatcher may take them again. Default 30 000 ms. */
   leaseMs?: number;
   /** When both classes wait, every how many picks a batch job goes first (the share that bounds batch's wait). Default 5. */
@@ -111,26 +122,26 @@ export class FairQueue<T> {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly queue: string,
-    private readonly opts: FairQueueOptions,
+    opts: FairQueueOptions = {},
   ) {
     this.leaseMs = opts.leaseMs ?? 30_000;
     this.batchEvery = Math.max(2, opts.batchEvery ?? 5);
   }
 
   private key(part: string): string {
-    return `${this.keys.shared}:fair:${this.queue}:${part}`;
+    return this.keys.fair(this.queue, part);
   }
 
   /**
-   * Queues a job for its tenant with the tenant's weight; false when the
-   * tenant already holds `maxPerTenant` jobs here. Pushing an id again is a no-op.
+   * Queues a job for its tenant with the tenant's weight; refused when the
+   * tenant already holds `maxPerTenant` jobs here (both classes). Pushing an id again is a no-op.
    */
-  async push(entry: FairEntry<T>, weight: number): Promise<{ accepted: boolean; held: number }> {
+  async push(entry: FairEntry<T>, weight: number, maxPerTenant: number): Promise<{ accepted: boolean; held: number }> {
     const w = Number.isFinite(weight) && weight > 0 ? weight : 1;
     const [ok, held] = (await PUSH.run(
       this.redis,
       [this.key(`tags:${entry.workClass}`), this.key('jobs'), this.key('last'), this.key('counts'), this.key(`vt:${entry.workClass}`)],
-      [entry.id, entry.tenant, JSON.stringify(entry), w, this.opts.maxPerTenant],
+      [entry.id, entry.tenant, JSON.stringify(entry), w, maxPerTenant],
     )) as [number, number];
     return { accepted: ok === 1, held };
   }
@@ -166,8 +177,31 @@ export class FairQueue<T> {
     return { async: a, batch: b };
   }
 
+  /** Takes a job out (it was cancelled): it will never be dispatched. False when it was not held here. */
+  async remove(id: string): Promise<boolean> {
+    const keys = [this.key('tags:async'), this.key('tags:batch'), this.key('jobs'), this.key('counts'), this.key('leases')];
+    return (await REMOVE.run(this.redis, keys, [id])) === 1;
+  }
+
+  /** Jobs a tenant holds here (waiting, both classes). */
+  async heldBy(tenant: string): Promise<number> {
+    return Number((await this.redis.hget(this.key('counts'), tenant)) ?? 0);
+  }
+
   /** Whether a job is still held here (waiting or leased): the sweeper must not take it for lost. */
   async holds(id: string): Promise<boolean> {
     return (await this.redis.hexists(this.key('jobs'), id)) === 1;
   }
+}
+
+/**
+ * Whether a model's pool holds a job: as a BullMQ job of its queue, or in its
+ * fair queue (waiting or leased). One transaction: both live in the shared slot.
+ */
+export function poolHolds(redis: Redis, keys: RedisKeys): (id: string, model: string) => Promise<boolean> {
+  return async (id, model) => {
+    const queue = poolQueue(model);
+    const replies = await redis.multi().exists(`${keys.bull()}:${queue}:${id}`).hexists(keys.fair(queue, 'jobs'), id).exec();
+    return (replies ?? []).some(([err, n]) => err === null && n === 1);
+  };
 }

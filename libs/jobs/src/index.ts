@@ -15,3 +15,5 @@ export * from './submit';
 export * from './feature-store';
 export * from './tick-batch';
 export * from './usage-store';
+export * from './fair-queue';
+export * from './fair-dispatcher';

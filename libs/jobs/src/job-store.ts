@@ -248,19 +248,19 @@ export class JobStore {
   }
 
   /**
-   * Fails a pending job with `error` if it is still queued and its queue job
-   * (`queueJobKey` of the model its record names: each model has its own
-   * queue) does not exist; either way drops it from the index. The queue is
+   * Fails a pending job with `error` if it is still queued and its pool holds
+   * it nowhere (`isEnqueued` of the model its record names: each model has its
+   * own queue and fair queue); either way drops it from the index. The queue is
    * checked first, in its own slot: an enqueue landing between that check and
    * the record's would meet a failed record and be refused by the worker,
    * which needs a gateway stalled for the whole sweep grace between writing
    * the record and enqueueing.
    */
-  async sweepPending(id: string, queueJobKey: (model: string) => string, error: SerializedError, now: number): Promise<SweepOutcome> {
+  async sweepPending(id: string, isEnqueued: (model: string) => Promise<boolean>, error: SerializedError, now: number): Promise<SweepOutcome> {
     const event: JobEvent = { type: 'error', error };
     // A record's model never changes; a record that is gone is answered 'missing' by the script.
     const model = await this.modelOf(id);
-    const enqueued = model !== null && (await this.redis.exists(queueJobKey(model))) === 1;
+    const enqueued = model !== null && (await isEnqueued(model));
     const r = await SWEEP_PENDING.run(
       this.redis,
       [this.keys.job(id), this.keys.events(id), this.keys.eventsChannel(id)],

@@ -5,6 +5,7 @@ import { INFERENCE_JOB, RedisKeys, poolQueue, type DecodingParams, type JobEvent
 import { AnswerCache } from './answer-cache';
 import { ImageStore } from './image-store';
 import { JobStore } from './job-store';
+import { poolHolds } from './fair-queue';
 import { JobSweeper } from './job-sweeper';
 import { submitInference, type Enqueue, type SubmitDeps } from './submit';
 import { cleanupPrefix, testPrefix, TEST_REDIS_URL } from './test-redis';
@@ -43,7 +44,7 @@ describe('JobSweeper on real Redis and BullMQ', () => {
     queue = new Queue(poolQueue('m'), { connection: new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null }), prefix: keys.bull() });
     store = new JobStore(redis, keys, 60);
     // Each record's model names its pool's queue.
-    sweeper = new JobSweeper(store, (id, model) => `${keys.bull()}:${poolQueue(model)}:${id}`, { graceMs: GRACE_MS, batch: 100 });
+    sweeper = new JobSweeper(store, poolHolds(redis, keys), { graceMs: GRACE_MS, batch: 100 });
   });
   afterAll(async () => {
     await queue.close();
@@ -106,7 +107,7 @@ describe('JobSweeper on real Redis and BullMQ', () => {
   });
 
   it('looks at no more than its batch per tick, oldest first, and never at claimed or finished jobs', async () => {
-    const small = new JobSweeper(store, (id, model) => `${keys.bull()}:${poolQueue(model)}:${id}`, { graceMs: GRACE_MS, batch: 2 });
+    const small = new JobSweeper(store, poolHolds(redis, keys), { graceMs: GRACE_MS, batch: 2 });
     const t = Date.now();
     for (const [i, id] of ['job_b1', 'job_b2', 'job_b3'].entries()) await store.create({ id, tenant: 'acme', model: 'm', createdAt: t + i });
     await store.create({ id: 'job_b_started', tenant: 'acme', model: 'm', createdAt: t - 10 });

@@ -30,14 +30,14 @@ const ENQUEUE_LOST: SerializedError = {
 export class JobSweeper {
   constructor(
     private readonly store: JobStore,
-    /** The queue job's hash key of a job id on its model's pool queue (BullMQ: `<prefix>:<queue>:<id>`). */
-    private readonly queueJobKey: (id: string, model: string) => string,
+    /** Whether the pool of `model` holds the job: in its BullMQ queue or its fair queue (see `poolHolds`). */
+    private readonly isEnqueued: (id: string, model: string) => Promise<boolean>,
     private readonly opts: SweeperOptions,
   ) {}
 
   async tick(now: number): Promise<SweepReport> {
     const ids = await this.store.pendingBefore(now - this.opts.graceMs, this.opts.batch);
-    const outcomes: SweepOutcome[] = await Promise.all(ids.map((id) => this.store.sweepPending(id, (model) => this.queueJobKey(id, model), ENQUEUE_LOST, now)));
+    const outcomes: SweepOutcome[] = await Promise.all(ids.map((id) => this.store.sweepPending(id, (model) => this.isEnqueued(id, model), ENQUEUE_LOST, now)));
     return { checked: ids.length, failed: ids.filter((_, i) => outcomes[i] === 'lost') };
   }
 }

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult, type JobStatus } from '@fastvlm/contracts';
+import { isDeterministic, type DecodingParams, type InferenceJobData, type InferenceResult, type JobStatus, type WorkClass } from '@fastvlm/contracts';
 import { SpanKind, inSpan, traceCarrier } from '@fastvlm/observability';
 import type { AnswerCache, CacheLevel } from './answer-cache';
 import { answerCacheKey } from './cache-key';
@@ -61,6 +61,8 @@ export interface SubmitInput {
    * `async`: the caller gets a job of its own to poll, stream or cancel.
    */
   mode: 'sync' | 'async';
+  /** The job's class of work (absent: interactive). */
+  workClass?: WorkClass;
   /** Milliseconds from acceptance after which the worker gives up on the job (`timeout`); none when absent. */
   deadlineMs?: number;
   /** Id to use for a new job (async callers pre-allocate it for idempotency). */
@@ -129,6 +131,7 @@ export async function submitInference(deps: SubmitDeps, input: SubmitInput): Pro
     cacheKey,
     createdAt,
     ...(deadline !== undefined ? { deadline } : {}),
+    ...(input.workClass !== undefined ? { workClass: input.workClass } : {}),
     // A re-run of a sampled request must sample the same tokens (streams never splice two generations).
     ...(input.params.seed === undefined ? { runSeed: newRunSeed() } : {}),
   };

@@ -62,7 +62,7 @@ describe('AuditLog', () => {
 describe('TenantSettingsStore', () => {
   const prefix = testPrefix();
   let redis: Redis;
-  const defaults: TenantSettings = { requestsPerMinute: 10, keyRequestsPerMinute: 5, tokensPerMinute: 100, maxInFlightJobs: 2, maxQueuedJobs: 2, imageUrls: false, ipAllowlist: [] };
+  const defaults: TenantSettings = { requestsPerMinute: 10, keyRequestsPerMinute: 5, tokensPerMinute: 100, maxInFlightJobs: 2, maxQueuedJobs: 2, imageUrls: false, ipAllowlist: [], maxWorkClass: 'interactive', weight: 1, maxBacklogJobs: 100 };
   beforeAll(() => {
     redis = testRedis();
   });

@@ -25,8 +25,11 @@ import type { TenantSettings } from './tenant-settings';
  * the job that opened it), so that a refund can tell whether the window its
  * reservation was made in still runs.
  *
+ * Async and batch jobs (`counted` '0') reserve tokens only: they wait in
+ * their pool's fair queue, whose own per-tenant cap bounds them.
+ *
  * KEYS: tokens window, jobs set.
- * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, grace ms, set ttl ms,
+ * ARGV: tokens, tokens max, window ms, job id, now ms, max in flight, max queued, grace ms, set ttl ms, counted ('1'/'0'),
  *       then, on the second call, 'read' and (member, letter) pairs.
  * Reply: {1, '', used, ttl ms, live, queued, window id}, {0, limit name, value, retry ms} or {2} (read the members).
  */
@@ -40,12 +43,14 @@ local fresh = false
 if ttl < 0 or not window then used = 0; ttl = win; fresh = true; window = ARGV[4] end
 if used + cost > maxT then return {0, 'tenant_tokens', used, ttl} end
 local maxIn, maxQ = tonumber(ARGV[6]), tonumber(ARGV[7])
-local live = redis.call('ZCARD', KEYS[2])
+local counted = ARGV[10] == '1'
+local live = 0
+if counted then live = redis.call('ZCARD', KEYS[2]) end
 local queued = live
-if live >= math.min(maxIn, maxQ) then
-  if ARGV[10] ~= 'read' then return {2} end
+if counted and live >= math.min(maxIn, maxQ) then
+  if ARGV[11] ~= 'read' then return {2} end
   local seen = {}
-  for i = 11, #ARGV, 2 do seen[ARGV[i]] = ARGV[i + 1] end
+  for i = 12, #ARGV, 2 do seen[ARGV[i]] = ARGV[i + 1] end
   local now, grace = tonumber(ARGV[5]), tonumber(ARGV[8])
   local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
   live, queued = 0, 0
@@ -66,8 +71,10 @@ if fresh then
 else
   redis.call('HINCRBY', KEYS[1], 'used', cost)
 end
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[9])
+if counted then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[9])
+end
 return {1, '', used + cost, ttl, live + 1, queued + 1, window}
 `, { batch: true });
 
@@ -131,12 +138,13 @@ export class JobQuota {
   }
 
   /** Reserves tokens and a job slot, or throws: `LimitExceeded` (429), or `invalid_request` for a max_tokens that can never fit. */
-  async admit(tenant: string, jobId: string, tokens: number, s: TenantSettings, now: number): Promise<{ reservation: JobReservation; states: LimitState[] }> {
+  /** `counted` false: an async or batch job, which reserves tokens only (see ADMIT). */
+  async admit(tenant: string, jobId: string, tokens: number, s: TenantSettings, now: number, counted = true): Promise<{ reservation: JobReservation; states: LimitState[] }> {
     if (tokens > s.tokensPerMinute) {
       throw new AppError('invalid_request', `max_tokens ${tokens} is more than your limit of ${s.tokensPerMinute} generated tokens per minute.`, 'max_tokens');
     }
     const keys = [this.tokensKey(tenant), this.jobsKey(tenant)];
-    const args: (string | number)[] = [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.graceMs, this.setTtlMs];
+    const args: (string | number)[] = [tokens, s.tokensPerMinute, this.windowMs, jobId, now, s.maxInFlightJobs, s.maxQueuedJobs, this.graceMs, this.setTtlMs, counted ? '1' : '0'];
     type Reply = [number, string, number, number, number?, number?, string?];
     let r = (await ADMIT.run(this.redis, keys, args)) as Reply;
     if (r[0] === 2) r = (await ADMIT.run(this.redis, keys, [...args, 'read', ...(await this.readMembers(tenant, now))])) as Reply;

@@ -15,6 +15,9 @@ const S: TenantSettings = {
   maxQueuedJobs: 2,
   imageUrls: false,
   ipAllowlist: [],
+  maxWorkClass: 'interactive',
+  weight: 1,
+  maxBacklogJobs: 100_000,
 };
 
 async function refusal(p: Promise<unknown>): Promise<LimitExceeded | null> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { AppError } from '@fastvlm/contracts';
+import { AppError, WORK_CLASSES } from '@fastvlm/contracts';
 import { LuaScript } from '@fastvlm/jobs';
 import { parseCidrList } from './ip-ranges';
 
@@ -26,6 +26,12 @@ export const TenantSettingsSchema = z.strictObject({
   imageUrls: z.boolean(),
   /** Client addresses (CIDR or single IPs) the tenant's keys may be used from; empty = anywhere. */
   ipAllowlist: z.array(z.string().max(64)).max(256),
+  /** The most urgent class of work the tenant's keys may use: a tenant capped at `async` has its chat completions run as async work. */
+  maxWorkClass: z.enum(WORK_CLASSES),
+  /** The tenant's share of a pool's lower-class work against other tenants' (weighted fair queueing): 2 gets twice what 1 gets. */
+  weight: z.number().min(0.01).max(1000),
+  /** Async and batch jobs the tenant may hold waiting in a pool's fair queue. */
+  maxBacklogJobs: positive,
 });
 export type TenantSettings = z.infer<typeof TenantSettingsSchema>;
 

@@ -31,4 +31,7 @@ export const TEST_TENANT_DEFAULTS: TenantSettings = {
   maxQueuedJobs: 8,
   imageUrls: false,
   ipAllowlist: [],
+  maxWorkClass: 'interactive',
+  weight: 1,
+  maxBacklogJobs: 100_000,
 };

@@ -1,11 +1,11 @@
-import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Inject, Post, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@fastvlm/security';
 import { ApiKeyGuard, Caller } from '../http/auth.guard';
 import { InferenceService } from '../inference/inference.service';
 import { RequireScope } from '../security/require-scope';
 import { completionId, toChatCompletion, type ChatCompletion } from './completion';
-import { parseChatBody } from './openai-request';
+import { lowPriorityHeader, parseChatBody } from './openai-request';
 import { streamCompletion } from './stream-completion';
 
 @Controller('v1/chat')
@@ -16,8 +16,14 @@ export class ChatController {
   @Post('completions')
   @RequireScope('infer')
   @HttpCode(200)
-  async complete(@Caller() caller: Principal, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply): Promise<ChatCompletion | undefined> {
-    const req = parseChatBody(body);
+  async complete(
+    @Caller() caller: Principal,
+    @Body() body: unknown,
+    @Headers('x-priority') priority: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<ChatCompletion | undefined> {
+    const parsed = parseChatBody(body);
+    const req = { ...parsed, lowPriority: parsed.lowPriority || lowPriorityHeader(priority) };
     const outcome = await this.inference.submit(caller, req, 'sync');
     if (req.stream) {
       await streamCompletion(this.inference, reply, outcome, req.includeUsage);

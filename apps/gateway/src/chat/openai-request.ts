@@ -30,6 +30,8 @@ const ChatBody = z.object({
   n: z.literal(1).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+  /** `low` asks for the next class of work down (a chat completion runs as async work, a job as batch work). */
+  priority: z.enum(['normal', 'low']).nullish(),
 });
 
 export type ImageSource = { kind: 'bytes'; bytes: Buffer } | { kind: 'url'; url: string };
@@ -41,8 +43,18 @@ export interface ChatRequest {
   params: DecodingParams;
   stream: boolean;
   includeUsage: boolean;
+  /** Whether the client asked for a lower class of work (`"priority": "low"`, or the `X-Priority: low` header). */
+  lowPriority: boolean;
   /** How errors name the question and image fields; JSON-body names when absent. */
   fields?: { question: string; image: string };
+}
+
+/** Whether the `X-Priority` header asks for low priority; any value but `low` or `normal` is a 400. */
+export function lowPriorityHeader(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  if (value === 'low') return true;
+  if (value === 'normal') return false;
+  throw new AppError('invalid_request', 'The X-Priority header is "low" or "normal".', 'X-Priority');
 }
 
 /** Parses an OpenAI chat-completions body into one image + one question. */
@@ -82,6 +94,7 @@ export function parseChatBody(body: unknown): ChatRequest {
     params: toParams(b),
     stream: b.stream ?? false,
     includeUsage: b.stream_options?.include_usage ?? false,
+    lowPriority: b.priority === 'low',
   };
 }
 

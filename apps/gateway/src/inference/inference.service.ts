@@ -8,8 +8,11 @@ import {
   type InferenceResult,
   type JobEvent,
   type RedisKeys,
+  WORK_CLASSES,
+  type WorkClass,
 } from '@fastvlm/contracts';
 import {
+  CLASS_PRIORITY,
   newJobId,
   submitInference,
   TickBatch,
@@ -22,7 +25,10 @@ import {
   type TransitionOutcome,
 } from '@fastvlm/jobs';
 import { inSpan, type GatewayMetrics } from '@fastvlm/observability';
-import type { JobReservation, Principal } from '@fastvlm/security';
+import { LimitExceeded, type JobReservation, type Principal } from '@fastvlm/security';
+
+/** How long a client whose backlog is full should wait before it retries. */
+const BACKLOG_RETRY_MS = 5_000;
 import type { ImageSource } from '../chat/openai-request';
 import { CONFIG, type GatewayConfig } from '../config';
 import * as T from '../infra/tokens';
@@ -42,6 +48,24 @@ interface QueuedJob {
 }
 
 /** The id of the job that carries an add: another job's when BullMQ de-duplicated it. */
+/**
+ * The class a request runs at: chat completions are interactive and jobs async; a client asking for
+ * low priority gets the next class down; the tenant's `maxWorkClass` caps how urgent it may be.
+ */
+export function workClassOf(mode: 'sync' | 'async', low: boolean, cap: WorkClass): WorkClass {
+  const asked = Math.min(WORK_CLASSES.indexOf(mode === 'sync' ? 'interactive' : 'async') + (low ? 1 : 0), WORK_CLASSES.length - 1);
+  return WORK_CLASSES[Math.max(asked, WORK_CLASSES.indexOf(cap))] ?? 'batch';
+}
+
+function backlogFull(limit: number, held: number): LimitExceeded {
+  return new LimitExceeded(
+    'rate_limited',
+    `Your organisation already has ${held} async and batch jobs waiting for this model, its limit; retry when some have started.`,
+    { name: 'tenant_queued', limit, remaining: 0, resetMs: 0 },
+    BACKLOG_RETRY_MS,
+  );
+}
+
 function idOf(job: { id?: string }): string {
   if (!job.id) throw new Error('the queue returned a job without an id');
   return job.id;
@@ -53,6 +77,8 @@ export interface InferenceInput {
   image: ImageSource;
   question: string;
   params: InferenceJobData['params'];
+  /** The client asked for the next class of work down (see `workClassOf`). */
+  lowPriority?: boolean;
   /** How errors name the question and image fields (JSON body by default). */
   fields?: InputFields;
 }
@@ -108,7 +134,9 @@ export class InferenceService {
     const fields = input.fields ?? CHAT_FIELDS;
     await inSpan('validate', () => this.gate.validate(caller, input, fields));
     const id = jobId ?? newJobId();
-    const reservation = await this.gate.admit(caller, id, input.params.maxTokens, pool.queue);
+    const workClass = workClassOf(mode, input.lowPriority === true, caller.settings.maxWorkClass);
+    const interactive = workClass === 'interactive';
+    const reservation = await this.gate.admit(caller, id, input.params.maxTokens, pool.queue, interactive, interactive ? undefined : () => this.checkBacklog(pool, caller));
     let outcome: SubmitOutcome;
     try {
       const bytes = await this.gate.imageBytes(input.image, fields.image);
@@ -117,7 +145,7 @@ export class InferenceService {
           store: this.store,
           images: this.images,
           answers: this.answers,
-          enqueue: (data, opts) => this.enqueue(pool, data, opts.deduplicationId),
+          enqueue: (data, opts) => (workClass === 'interactive' ? this.enqueue(pool, data, opts.deduplicationId) : this.hold(pool, data, caller, workClass)),
           servedModel: () => this.models.revision(model),
           now: () => Date.now(),
         },
@@ -128,6 +156,7 @@ export class InferenceService {
           question: input.question,
           params: input.params,
           mode,
+          workClass,
           jobId: id,
           deadlineMs: this.cfg.JOB_DEADLINE_S * 1000,
         },
@@ -211,7 +240,11 @@ export class InferenceService {
     const outcome = await this.store.cancel(jobId, Date.now());
     if (outcome.ok) {
       const model = await this.store.modelOf(jobId);
-      if (model !== null) await this.dropFromQueue(this.pools.of(model).queue, jobId);
+      if (model !== null) {
+        const pool = this.pools.of(model);
+        // Still in the fair queue: it never reaches the workers. Otherwise it was dispatched (or is being).
+        if (!(await pool.fair.remove(jobId))) await this.dropFromQueue(pool.queue, jobId);
+      }
     }
     return outcome;
   }
@@ -257,13 +290,34 @@ export class InferenceService {
    * that job's id and adds no work.
    */
   private async enqueue(pool: Pool, data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
+    // Interactive work has no BullMQ priority, which BullMQ takes before any prioritized job.
+    const priority = CLASS_PRIORITY[data.workClass ?? 'interactive'];
     const carrier = await this.batcher(pool.queue).submit({
       name: INFERENCE_JOB,
       data,
-      opts: { jobId: data.id, ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) },
+      opts: { jobId: data.id, ...(priority > 0 ? { priority } : {}), ...(deduplicationId ? { deduplication: { id: deduplicationId } } : {}) },
     });
     if (carrier === data.id) pool.arrivals.add();
     return carrier;
+  }
+
+  /**
+   * Puts an async or batch job in its pool's fair queue, with its tenant's weight; the pool's dispatcher moves it
+   * to the queue the workers read in its turn. Not de-duplicated against jobs in flight (the cache still answers
+   * a repeated deterministic request once its first answer exists).
+   */
+  private async hold(pool: Pool, data: InferenceJobData, caller: Principal, workClass: Exclude<WorkClass, 'interactive'>): Promise<string> {
+    const { accepted, held } = await pool.fair.push({ id: data.id, tenant: data.tenant, workClass, job: { ...data, workClass } }, caller.settings.weight, caller.settings.maxBacklogJobs);
+    if (!accepted) throw backlogFull(caller.settings.maxBacklogJobs, held);
+    pool.arrivals.add();
+    pool.dispatcher.kick();
+    return data.id;
+  }
+
+  /** Refuses an async or batch job before anything is written when its tenant's backlog in the pool is full. */
+  private async checkBacklog(pool: Pool, caller: Principal): Promise<void> {
+    const held = await pool.fair.heldBy(caller.tenant);
+    if (held >= caller.settings.maxBacklogJobs) throw backlogFull(caller.settings.maxBacklogJobs, held);
   }
 
   private batcher(queue: Queue): TickBatch<QueuedJob, string> {

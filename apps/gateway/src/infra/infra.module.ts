@@ -63,7 +63,12 @@ const sink = (log: Logger) => (err: Error, connection: string) => log.warn({ err
     {
       provide: T.POOLS,
       inject: [T.REDIS, T.KEYS, CONFIG, LOGGER],
-      useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => new Pools(r, k, { attempts: c.JOB_ATTEMPTS }, l),
+      useFactory: (r: Redis, k: RedisKeys, c: C, l: Logger) => new Pools(
+          r,
+          k,
+          { attempts: c.JOB_ATTEMPTS, dispatchTarget: c.FAIR_DISPATCH_TARGET, agingMs: c.PRIORITY_AGING_MS, dispatchIntervalMs: c.FAIR_DISPATCH_INTERVAL_MS },
+          l,
+        ),
     },
   ],
   exports: [

@@ -1,8 +1,9 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { poolQueue, type RedisKeys } from '@fastvlm/contracts';
+import { poolQueue, type InferenceJobData, type RedisKeys } from '@fastvlm/contracts';
 import { ArrivalCounter } from '@fastvlm/autoscaling';
+import { FairDispatcher, FairQueue } from '@fastvlm/jobs';
 
 /** One model's pool as the gateway feeds it: the queue its workers consume, and its arrivals for the autoscaler. */
 export interface Pool {
@@ -10,11 +11,21 @@ export interface Pool {
   queue: Queue;
   /** Jobs its queue took as new, flushed once a second (`arrivals` of the queue's autoscaling signals). */
   arrivals: ArrivalCounter;
+  /** Where its async and batch jobs wait, shared fairly between tenants. */
+  fair: FairQueue<InferenceJobData>;
+  /** Feeds `queue` from `fair` (every gateway runs one per pool it sends work to). */
+  dispatcher: FairDispatcher;
 }
 
 export interface PoolOptions {
   /** Runs of a job that fails with a transient error. */
   attempts: number;
+  /** Lower-class jobs the dispatcher keeps waiting in a pool's queue. */
+  dispatchTarget: number;
+  /** A lower-class job waiting this long in a pool's queue is raised to the interactive priority. */
+  agingMs: number;
+  /** Milliseconds between two dispatcher ticks. */
+  dispatchIntervalMs: number;
 }
 
 /**
@@ -59,7 +70,15 @@ export class Pools {
       onLost: (count, err) => this.log.warn({ err, count, queue: name }, 'arrival count lost: its write failed after it was sent (counted at most once)'),
     });
     arrivals.start();
-    const pool: Pool = { model, queue, arrivals };
+    const fair = new FairQueue<InferenceJobData>(this.redis, this.keys, name);
+    const dispatcher = new FairDispatcher(fair, queue, {
+      target: this.opts.dispatchTarget,
+      ageMs: this.opts.agingMs,
+      intervalMs: this.opts.dispatchIntervalMs,
+      onError: (err) => this.log.warn({ err: err instanceof Error ? err.message : String(err), queue: name }, 'fair dispatch failed; the next tick tries again'),
+    });
+    dispatcher.start();
+    const pool: Pool = { model, queue, arrivals, fair, dispatcher };
     this.pools.set(model, pool);
     return pool;
   }
@@ -68,6 +87,7 @@ export class Pools {
   async close(): Promise<void> {
     this.closed = true;
     const pools = [...this.pools.values()];
+    await Promise.all(pools.map((p) => p.dispatcher.stop()));
     await Promise.all(pools.map((p) => p.arrivals.close()));
     await Promise.all(pools.map((p) => p.queue.close().catch(() => undefined)));
   }

@@ -47,8 +47,8 @@ export class RequestGate {
   }
 
   /** `queue`: the queue of the model pool the request was routed to. */
-  admit(caller: Principal, jobId: string, maxTokens: number, queue: Queue): Promise<JobReservation> {
-    return this.admission.admit(caller, jobId, maxTokens, queue);
+  admit(caller: Principal, jobId: string, maxTokens: number, queue: Queue, counted = true, held?: () => Promise<void>): Promise<JobReservation> {
+    return this.admission.admit(caller, jobId, maxTokens, queue, counted, held);
   }
 
   async imageBytes(image: ImageSource, field: string): Promise<Uint8Array> {

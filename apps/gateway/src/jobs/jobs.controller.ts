@@ -14,7 +14,7 @@ import {
 } from '@fastvlm/jobs';
 import type { Principal } from '@fastvlm/security';
 import { completionId, toChatCompletion } from '../chat/completion';
-import { parseChatBody, type ChatRequest } from '../chat/openai-request';
+import { lowPriorityHeader, parseChatBody, type ChatRequest } from '../chat/openai-request';
 import { ApiKeyGuard, Caller } from '../http/auth.guard';
 import { toHttpError } from '../http/errors';
 import { SseWriter } from '../http/sse';
@@ -40,7 +40,8 @@ export class JobsController {
   @RequireScope('infer')
   @HttpCode(202)
   async create(@Caller() caller: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<JobView> {
-    const input: ChatRequest = req.isMultipart() ? await readMultipartJob(req) : parseChatBody(req.body);
+    const parsed: ChatRequest = req.isMultipart() ? await readMultipartJob(req) : parseChatBody(req.body);
+    const input: ChatRequest = { ...parsed, lowPriority: parsed.lowPriority || lowPriorityHeader(header(req, 'x-priority')) };
     if (input.stream) throw new AppError('invalid_request', 'Jobs do not stream in the response; follow GET /v1/jobs/{id}/events.', 'stream');
     const idemKey = header(req, 'idempotency-key');
     let jobId = newJobId();

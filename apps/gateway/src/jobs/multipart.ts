@@ -4,7 +4,7 @@ import type { ChatRequest } from '../chat/openai-request';
 import { parseChatBody } from '../chat/openai-request';
 import { FORM_FIELDS } from '../intake/request-gate';
 
-const FIELDS = new Set(['question', 'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'seed', 'stop']);
+const FIELDS = new Set(['question', 'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'seed', 'stop', 'priority']);
 
 /**
  * Reads a multipart job submission (`image` file + `question` and optional
@@ -54,6 +54,7 @@ export async function readMultipartJob(req: FastifyRequest): Promise<ChatRequest
     top_p: num('top_p'),
     seed: num('seed'),
     ...(fields.stop ? { stop: fields.stop } : {}),
+    ...(fields.priority ? { priority: fields.priority } : {}),
   });
   return { ...parsed, image: { kind: 'bytes', bytes: image }, fields: FORM_FIELDS };
 }

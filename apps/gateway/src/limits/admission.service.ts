@@ -23,10 +23,15 @@ export class Admission {
   ) {}
 
   /** `queue`: the queue of the pool the job goes to. */
-  async admit(p: Principal, jobId: string, maxTokens: number, queue: Queue): Promise<JobReservation> {
+  /**
+   * `counted` false for async and batch jobs: their pool's fair queue bounds them (`held`, which throws
+   * when the tenant's share of it is full), not the in-flight and queued caps.
+   */
+  async admit(p: Principal, jobId: string, maxTokens: number, queue: Queue, counted = true, held?: () => Promise<void>): Promise<JobReservation> {
     try {
       await this.backlog.check(queue);
-      const { reservation } = await this.quota.admit(p.tenant, jobId, maxTokens, p.settings, Date.now());
+      await held?.();
+      const { reservation } = await this.quota.admit(p.tenant, jobId, maxTokens, p.settings, Date.now(), counted);
       return reservation;
     } catch (e) {
       if (e instanceof LimitExceeded) this.audit.emit({ type: 'limit_hit', limit: e.state.name, tenant: p.tenant, keyId: p.keyId });

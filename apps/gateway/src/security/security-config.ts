@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBoolean } from '@fastvlm/contracts';
+import { WORK_CLASSES, envBoolean } from '@fastvlm/contracts';
 import { parseCidrList, type TenantSettings } from '@fastvlm/security';
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -42,6 +42,12 @@ export const SecurityEnvSchema = z.object({
   TENANT_MAX_INFLIGHT_JOBS: int(1).default(64),
   /** Default jobs per tenant waiting for a worker. */
   TENANT_MAX_QUEUED_JOBS: int(1).default(64),
+  /** Default most urgent class of work a tenant may use (`interactive`, `async` or `batch`). */
+  TENANT_MAX_WORK_CLASS: z.enum(WORK_CLASSES).default('interactive'),
+  /** Default weight of a tenant in a pool's fair queue. */
+  TENANT_WEIGHT: z.coerce.number().min(0.01).max(1000).default(1),
+  /** Default async and batch jobs a tenant may hold waiting in a pool's fair queue. */
+  TENANT_MAX_BACKLOG_JOBS: int(1).default(100_000),
   /** Default for whether tenants may send http(s) image URLs. */
   TENANT_IMAGE_URLS: envBoolean.default(false),
   /**
@@ -78,6 +84,9 @@ export function tenantDefaults(c: SecurityConfig): TenantSettings {
     maxQueuedJobs: c.TENANT_MAX_QUEUED_JOBS,
     imageUrls: c.TENANT_IMAGE_URLS,
     ipAllowlist: [],
+    maxWorkClass: c.TENANT_MAX_WORK_CLASS,
+    weight: c.TENANT_WEIGHT,
+    maxBacklogJobs: c.TENANT_MAX_BACKLOG_JOBS,
   };
 }
 

@@ -57,21 +57,24 @@ export class SignalReader {
       // A worker that stopped renewing its loading entry crashed during its load: prune it, count the rest.
       .zremrangebyscore(k('loading'), '-inf', `(${freshSince}`)
       .zcount(k('loading'), freshSince, '+inf')
-      .lrange(k('startup'), 0, -1);
+      .lrange(k('startup'), 0, -1)
+      // Async and batch jobs waiting their turn in the pool's fair queue are backlog too.
+      .zcard(this.keys.fair(queue, 'tags:async'))
+      .zcard(this.keys.fair(queue, 'tags:batch'));
     const [replies, ready] = await Promise.all([tx.exec(), this.readyWorkers(queue, nowMs)]);
     if (!replies) throw new Error('the signal transaction was aborted');
     const values = replies.map(([err, v]) => {
       if (err) throw err;
       return v;
     });
-    const [arrivals, completions, work, wait, paused, prioritized, due, active, , loading, startup] = values;
+    const [arrivals, completions, work, wait, paused, prioritized, due, active, , loading, startup, fairAsync, fairBatch] = values;
     const w = (work as (string | null)[]).map(num);
     return {
       sample: {
         t: Math.floor(nowMs / 1000),
         arrivals: num(arrivals),
         completions: num(completions),
-        queued: num(wait) + num(paused) + num(prioritized) + num(due),
+        queued: num(wait) + num(paused) + num(prioritized) + num(due) + num(fairAsync) + num(fairBatch),
         active: num(active),
         ready,
         loading: num(loading),
