@@ -38,6 +38,12 @@ export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sh
     FAIR_DISPATCH_TARGET: int(1).max(10_000).default(16),
     /** Milliseconds between two ticks of a pool's fair dispatcher (a new job also wakes it). Default 200. */
     FAIR_DISPATCH_INTERVAL_MS: int(10).max(60_000).default(200),
+    /**
+     * Classes and fair share (default true). False restores one FIFO queue per pool: every job goes straight
+     * to BullMQ without a priority, and async jobs count against the in-flight and queued caps
+     * (`npm run bench:fairness` runs both side by side).
+     */
+    FAIR_QUEUEING: envBoolean.default(true),
     /** An async or batch job waiting this long in a pool's queue is raised to the interactive priority: the starvation bound. Default 10 000. */
     PRIORITY_AGING_MS: int(0).max(3_600_000).default(10_000),
     /** Seconds a finished job's record and events are kept. */

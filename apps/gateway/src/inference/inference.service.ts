@@ -135,7 +135,8 @@ export class InferenceService {
     await inSpan('validate', () => this.gate.validate(caller, input, fields));
     const id = jobId ?? newJobId();
     const workClass = workClassOf(mode, input.lowPriority === true, caller.settings.maxWorkClass);
-    const interactive = workClass === 'interactive';
+    // Without fair queueing every job takes the interactive path: one FIFO queue, the old caps.
+    const interactive = workClass === 'interactive' || !this.cfg.FAIR_QUEUEING;
     const reservation = await this.gate.admit(caller, id, input.params.maxTokens, pool.queue, interactive, interactive ? undefined : () => this.checkBacklog(pool, caller));
     let outcome: SubmitOutcome;
     try {
@@ -145,7 +146,7 @@ export class InferenceService {
           store: this.store,
           images: this.images,
           answers: this.answers,
-          enqueue: (data, opts) => (workClass === 'interactive' ? this.enqueue(pool, data, opts.deduplicationId) : this.hold(pool, data, caller, workClass)),
+          enqueue: (data, opts) => (workClass === 'interactive' || interactive ? this.enqueue(pool, data, opts.deduplicationId) : this.hold(pool, data, caller, workClass)),
           servedModel: () => this.models.revision(model),
           now: () => Date.now(),
         },
@@ -291,7 +292,7 @@ export class InferenceService {
    */
   private async enqueue(pool: Pool, data: InferenceJobData, deduplicationId: string | undefined): Promise<string> {
     // Interactive work has no BullMQ priority, which BullMQ takes before any prioritized job.
-    const priority = CLASS_PRIORITY[data.workClass ?? 'interactive'];
+    const priority = this.cfg.FAIR_QUEUEING ? CLASS_PRIORITY[data.workClass ?? 'interactive'] : 0;
     const carrier = await this.batcher(pool.queue).submit({
       name: INFERENCE_JOB,
       data,
