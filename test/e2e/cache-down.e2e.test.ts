@@ -46,6 +46,18 @@ describe('when the cache Redis is down', () => {
     const image = await png(16, 16, 21);
     const before = await postJson(`${gw.url}/v1/chat/completions`, chatBody(image, 'asked while the cache is up', { max_tokens: 4 }));
     expect(before.status).toBe(200);
+    // The worker writes the answer and the image's features after the result, without waiting (and the
+    // features of its warm-up image at start): let them land before the cache goes, or a late write would
+    // count as an error of the outage.
+    const probe = new Redis(cache.url);
+    try {
+      await until('the first answer and features to reach the cache', async () => {
+        const [answers, features] = await Promise.all([probe.keys(`${prefix}:answer:*`), probe.keys(`${prefix}:features:*`)]);
+        return answers.length === 1 && features.length === 2;
+      });
+    } finally {
+      probe.disconnect();
+    }
 
     await cache.down();
     const sync = await postJson(`${gw.url}/v1/chat/completions`, chatBody(image, 'asked while the cache is down', { max_tokens: 4 }));
