@@ -4,6 +4,7 @@ import { AuditLog } from './audit-log';
 import { loadCliConfig } from './cli-config';
 import { ApiKeyStore } from './key-store';
 import { runKeysCli } from './keys-cli';
+import { migrateKeyLayout } from './layout-migration';
 
 /** `npm run keys -- create|list|revoke …`: manages API keys in Redis. */
 async function main(): Promise<number> {
@@ -15,6 +16,7 @@ async function main(): Promise<number> {
       // The gateway's own key layout: API keys and the audit log live in the shared slot.
       store: new ApiKeyStore(redis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX).shared),
       audit: new AuditLog(redis, new RedisKeys(cfg.FASTVLM_REDIS_PREFIX).shared),
+      migrateLayout: () => migrateKeyLayout(redis, cfg.FASTVLM_REDIS_PREFIX),
       out: (line) => console.log(line),
     });
   } finally {

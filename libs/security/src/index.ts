@@ -15,3 +15,4 @@ export * from './token-counter';
 export * from './ip-ranges';
 export * from './url-fetcher';
 export * from './audit-log';
+export * from './layout-migration';

@@ -2,12 +2,14 @@ import { parseArgs } from 'node:util';
 import { AppError } from '@fastvlm/contracts';
 import type { AuditLog } from './audit-log';
 import type { ApiKeyRecord, ApiKeyStore } from './key-store';
+import type { LayoutMigration } from './layout-migration';
 import { DEFAULT_SCOPES, parseScopes } from './scopes';
 
 export const KEYS_USAGE = `usage:
   npm run keys -- create --tenant <tenant> --name <name> [--scopes infer,jobs:read,admin] [--json]
   npm run keys -- list [--tenant <tenant>] [--json]
   npm run keys -- revoke <key id>
+  npm run keys -- migrate-layout   (once, when upgrading from the layout before Redis Cluster support)
 Environment: REDIS_URL (or REDIS_SENTINELS / REDIS_CLUSTER_NODES), FASTVLM_REDIS_PREFIX (as for the gateway).`;
 
 export interface KeysCliDeps {
@@ -15,6 +17,8 @@ export interface KeysCliDeps {
   audit: AuditLog;
   out: (line: string) => void;
   now?: () => number;
+  /** Moves the old layout's keys (see `migrateKeyLayout`). */
+  migrateLayout?: () => Promise<LayoutMigration>;
 }
 
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
@@ -63,6 +67,13 @@ export async function runKeysCli(argv: string[], deps: KeysCliDeps): Promise<num
         await deps.audit.record({ type: 'key_revoked', keyId: r.id, tenant: r.tenant, actor: 'cli' });
         deps.out(row(r));
         return 0;
+      }
+      case 'migrate-layout': {
+        if (!deps.migrateLayout) throw new AppError('invalid_request', 'migrate-layout is not available here');
+        const r = await deps.migrateLayout();
+        deps.out(`moved ${r.moved} keys into the shared slot`);
+        for (const k of r.kept) deps.out(`kept ${k}: its new name exists already (compare the two and delete one)`);
+        return r.kept.length === 0 ? 0 : 1;
       }
       default:
         deps.out(KEYS_USAGE);

@@ -118,4 +118,14 @@ describe('API keys in Redis', () => {
     expect(events).toEqual(['key_revoked', 'key_created']);
     expect(JSON.stringify(await audit.read({ limit: 10 }))).not.toContain(created.key);
   });
+
+  it('migrate-layout reports what it moved and what it kept, and fails while a key was kept', async () => {
+    const lines: string[] = [];
+    const audit = new AuditLog(redis, prefix);
+    const deps = (kept: string[]) => ({ store, audit, out: (l: string) => lines.push(l), migrateLayout: () => Promise.resolve({ moved: 3, kept }) });
+    expect(await runKeysCli(['migrate-layout'], deps([]))).toBe(0);
+    expect(lines.splice(0)).toEqual(['moved 3 keys into the shared slot']);
+    expect(await runKeysCli(['migrate-layout'], deps(['p:tenant:x']))).toBe(1);
+    expect(lines.splice(0)).toEqual(['moved 3 keys into the shared slot', 'kept p:tenant:x: its new name exists already (compare the two and delete one)']);
+  });
 });
