@@ -81,10 +81,17 @@ describe('rate limits, quotas and admission control', () => {
     expect(((await over.json()) as ErrorBody).error.message).toBe(
       'Your organisation already has 2 async and batch jobs waiting for this model, its limit; retry when some have started.',
     );
-    // With no worker, the dispatcher moved at most one job into the pool's queue (its target): the rest wait, capped.
+    // With no worker, the gateway's dispatcher moved exactly one job into the pool's queue (its target, one tick
+    // at a time): the rest wait in the fair queue, capped. A claimed job reaches BullMQ a moment after it leaves.
     const redis = new Redis(REDIS_URL);
     const k2 = new RedisKeys(prefix);
-    expect(accepted).toBe(2 + (await redis.zcard(`${k2.bull()}:${poolQueue('tiny-random')}:prioritized`)));
+    const queue = poolQueue('tiny-random');
+    const [dispatched, held] = await until('every accepted job to be held or dispatched', async () => {
+      const r = (await redis.multi().zcard(`${k2.bull()}:${queue}:prioritized`).hget(k2.fair(queue, 'counts'), 'cap').exec()) ?? [];
+      const now = [Number(r[0]?.[1] ?? 0), Number(r[1]?.[1] ?? 0)] as const;
+      return now[0] + now[1] === accepted ? now : undefined;
+    });
+    expect([dispatched, held]).toEqual([1, 2]);
     redis.disconnect();
     expect((await postJson(`${gw.url}/v1/jobs`, chatBody(image, question()), bearer(await key('other')))).status).toBe(202);
   });
