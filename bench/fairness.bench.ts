@@ -37,6 +37,7 @@ import { PrivateRedis } from '../test/support/redis-server';
 import { chatBody, png } from '../test/support/requests';
 import { ROOT, startWorker, testCacheDir, uniquePrefix, until, type WorkerProcess } from '../test/support/stack';
 import { percentile, runLoad, table } from './stats';
+import { runMain } from './run-main';
 
 const { values: args } = parseArgs({
   options: {
@@ -420,17 +421,4 @@ async function cleanUp(): Promise<void> {
   cleanups = [];
 }
 
-process.once('SIGINT', () => {
-  void cleanUp().then(() => process.exit(130));
-});
-
-main()
-  .then(async () => {
-    await cleanUp();
-    process.exit(0);
-  })
-  .catch(async (e: unknown) => {
-    console.error(e);
-    await cleanUp();
-    process.exit(1);
-  });
+runMain(main, cleanUp);

@@ -59,6 +59,7 @@ import {
 } from './redis-info';
 import { CountingRelay, relayDelta, type RelaySnapshot } from './resp-relay';
 import { runLoad, table } from './stats';
+import { runMain } from './run-main';
 
 const { values: args } = parseArgs({
   options: {
@@ -609,18 +610,5 @@ async function cleanUp(): Promise<void> {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 }
 
-process.once('SIGINT', () => {
-  void cleanUp().then(() => process.exit(130));
-});
-
-main()
-  .then(async () => {
-    await cleanUp();
-    process.exit(0);
-  })
-  .catch(async (e: unknown) => {
-    console.error(e);
-    await cleanUp();
-    process.exit(1);
-  });
+runMain(main, cleanUp);
 

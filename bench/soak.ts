@@ -18,6 +18,7 @@ import { streamSse } from '../test/support/sse-client';
 import { ROOT, startWorker, uniquePrefix, testCacheDir } from '../test/support/stack';
 import { keySnapshot, type KeySnapshot } from './soak-keys';
 import { percentile, table } from './stats';
+import { runMain } from './run-main';
 
 const { values: args } = parseArgs({
   options: { minutes: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '6' } },
@@ -269,17 +270,4 @@ async function cleanUp(): Promise<void> {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 }
 
-process.once('SIGINT', () => {
-  void cleanUp().then(() => process.exit(130));
-});
-
-main()
-  .then(async (passed) => {
-    await cleanUp();
-    process.exit(passed ? 0 : 1);
-  })
-  .catch(async (e: unknown) => {
-    console.error(e);
-    await cleanUp();
-    process.exit(1);
-  });
+runMain(main, cleanUp);
