@@ -186,7 +186,8 @@ describe('on a Redis Cluster of three primaries', () => {
     const keda = new KedaClient(scaler.grpcAddress);
     try {
       const so = ref('cluster-workers', { queue: poolQueue('tiny-random'), strategy: 'adaptive', replicaCapacity: '1', minReplicas: '0', maxReplicas: '10' });
-      expect(await keda.isActive(so)).toBe(true);
+      // The scaler answers UNAVAILABLE until its Cluster connection has the slots: ask until it answers.
+      expect(await until('the scaler to read the cluster', () => keda.isActive(so).catch(() => undefined))).toBe(true);
       const metricName = (await keda.getMetricSpec(so)).metricSpecs[0]?.metricName ?? '';
       const metric = (await keda.getMetrics(so, metricName)).metricValues[0];
       expect(Number(metric?.metricValue)).toBeGreaterThanOrEqual(1);
