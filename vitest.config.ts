@@ -12,6 +12,9 @@ export default defineConfig({
       '@fastvlm/jobs': here('./libs/jobs/src/index.ts'),
       '@fastvlm/observability': here('./libs/observability/src/index.ts'),
       '@fastvlm/autoscaling': here('./libs/autoscaling/src/index.ts'),
+      '@fastvlm/files': here('./libs/files/src/index.ts'),
+      '@fastvlm/batches': here('./libs/batches/src/index.ts'),
+      '@fastvlm/webhooks': here('./libs/webhooks/src/index.ts'),
     },
   },
   test: {

@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'not_found',
   'payload_too_large',
   'idempotency_conflict',
+  /** The resource is in a state that does not allow the operation (cancelling a batch that already ended). */
+  'conflict',
   'service_unavailable',
   'rate_limited',
   'overloaded',
@@ -50,6 +52,7 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'overloaded':
     case 'image_fetch_failed':
     case 'idempotency_conflict':
+    case 'conflict':
     case 'model_not_found':
     case 'model_load_failed':
     case 'timeout':

@@ -131,6 +131,53 @@ export class RedisKeys {
   fair(queue: string, part: string): string {
     return `${this.shared}:fair:${queue}:${part}`;
   }
+  /** Hash of one uploaded or generated file's metadata (the bytes live in the file storage). Shared slot: its tenant index and expiry are written with it. */
+  file(id: string): string {
+    return `${this.shared}:file:${id}`;
+  }
+  /** Sorted set of a tenant's file ids by creation time (ms): `GET /v1/files`. */
+  tenantFiles(tenant: string): string {
+    return `${this.shared}:tenant-files:${tenant}`;
+  }
+  /** Sorted set of every file id by expiry time (ms): what the file sweeper deletes. */
+  fileExpiry(): string {
+    return `${this.shared}:file-expiry`;
+  }
+  /**
+   * One batch's keys (libs/jobs/src/batch-store.ts owns the parts): its record, the requests in flight,
+   * the result lines not yet flushed to the output file. Tagged with the batch id: its scripts touch them together.
+   */
+  batch(id: string, part = 'record'): string {
+    return `${this.prefix}:batch:{${id}}:${part}`;
+  }
+  /** Sorted set of a tenant's batch ids by creation time (ms): `GET /v1/batches`. */
+  tenantBatches(tenant: string): string {
+    return `${this.shared}:tenant-batches:${tenant}`;
+  }
+  /** Set of the batches that still have work (validating, in progress, finalizing, cancelling): what the batch runners lease. */
+  activeBatches(): string {
+    return `${this.shared}:active-batches`;
+  }
+  /** Lease of one batch's runner (a gateway): one runner feeds and collects a batch at a time. */
+  batchLease(id: string): string {
+    return `${this.prefix}:batch-lease:{${id}}`;
+  }
+  /** Hash of one webhook endpoint (libs/webhooks owns the fields). */
+  webhookEndpoint(id: string): string {
+    return `${this.shared}:webhook:${id}`;
+  }
+  /** Set of a tenant's webhook endpoint ids. */
+  tenantWebhooks(tenant: string): string {
+    return `${this.shared}:tenant-webhooks:${tenant}`;
+  }
+  /** Capped list of one endpoint's delivery attempts, newest first (the admins' delivery log). */
+  webhookDeliveries(endpointId: string): string {
+    return `${this.shared}:webhook-deliveries:${endpointId}`;
+  }
+  /** Sorted set of async job ids whose end must be announced to webhooks, scored by when to look next (ms). */
+  watchedJobs(): string {
+    return `${this.shared}:watched-jobs`;
+  }
   /** Pub/sub channel on which cancellations are broadcast to workers (classic PUBLISH: every worker hears it). */
   cancelChannel(): string {
     return `${this.prefix}:cancel`;

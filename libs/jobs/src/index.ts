@@ -17,3 +17,5 @@ export * from './tick-batch';
 export * from './usage-store';
 export * from './fair-queue';
 export * from './fair-dispatcher';
+/** Test helpers (a prefix per test file on the shared Redis), for the other libs' tests. */
+export * from './test-redis';

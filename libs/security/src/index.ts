@@ -14,5 +14,6 @@ export * from './text-check';
 export * from './token-counter';
 export * from './ip-ranges';
 export * from './url-fetcher';
+export * from './url-poster';
 export * from './audit-log';
 export * from './layout-migration';

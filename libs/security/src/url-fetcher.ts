@@ -92,6 +92,23 @@ function parseUrl(raw: string, base?: URL): URL {
 }
 
 async function pin(u: URL, opts: UrlFetchOptions): Promise<ResolvedAddress> {
+  const pinned = await pinAddress(u, opts);
+  if (pinned.ok) return pinned.address;
+  if (pinned.reason === 'dns') throw new ImageFetchFailed('dns', "The image URL's host name does not resolve.");
+  throw new ImageFetchFailed('blocked_address', "The image URL's host is a private, loopback, link-local or otherwise internal address; only public addresses are fetched.");
+}
+
+/** What `pinAddress` found: the address to connect to, or why there is none. */
+export type PinOutcome = { ok: true; address: ResolvedAddress } | { ok: false; reason: 'dns' | 'blocked_address' };
+
+/**
+ * The SSRF guard shared by every server-side request to a URL a tenant or an
+ * admin chose: resolves the host once and allows it only when every address
+ * passes `isAllowedAddress` (public unicast by default). The caller connects
+ * to the returned address through {@link pinnedLookup}, so that a second
+ * resolution cannot switch it to an internal one (DNS rebinding).
+ */
+export async function pinAddress(u: URL, opts: Pick<UrlFetchOptions, 'resolve' | 'isAllowedAddress'>): Promise<PinOutcome> {
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const allowed = opts.isAllowedAddress ?? isPublicAddress;
   let addresses: ResolvedAddress[];
@@ -102,23 +119,26 @@ async function pin(u: URL, opts: UrlFetchOptions): Promise<ResolvedAddress> {
     try {
       addresses = await (opts.resolve ?? systemResolver)(host);
     } catch {
-      throw new ImageFetchFailed('dns', "The image URL's host name does not resolve.");
+      return { ok: false, reason: 'dns' };
     }
   }
-  if (addresses.length === 0) throw new ImageFetchFailed('dns', "The image URL's host name does not resolve.");
+  const first = addresses[0];
+  if (!first) return { ok: false, reason: 'dns' };
   // All of them, not just the first: a name that also points inside is refused outright.
-  if (addresses.some((a) => !allowed(a.address))) {
-    throw new ImageFetchFailed('blocked_address', "The image URL's host is a private, loopback, link-local or otherwise internal address; only public addresses are fetched.");
-  }
-  return addresses[0] as ResolvedAddress;
+  if (addresses.some((a) => !allowed(a.address))) return { ok: false, reason: 'blocked_address' };
+  return { ok: true, address: first };
 }
 
-function get(u: URL, pinned: ResolvedAddress, signal: AbortSignal): Promise<IncomingMessage> {
-  // The socket connects to the pinned address whatever the name resolves to now; Host and TLS SNI still carry the name.
-  const lookup: LookupFunction = (_host, options, cb) => {
+/** A `lookup` for http(s).request that answers the pinned address whatever the name resolves to now; Host and TLS SNI still carry the name. */
+export function pinnedLookup(pinned: ResolvedAddress): LookupFunction {
+  return (_host, options, cb) => {
     if (options.all) cb(null, [pinned]);
     else cb(null, pinned.address, pinned.family);
   };
+}
+
+function get(u: URL, pinned: ResolvedAddress, signal: AbortSignal): Promise<IncomingMessage> {
+  const lookup = pinnedLookup(pinned);
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request(

@@ -25,6 +25,7 @@ export function statusOf(code: ErrorCode): number {
     case 'model_not_found':
       return 404;
     case 'idempotency_conflict':
+    case 'conflict':
     case 'cancelled':
       return 409;
     case 'payload_too_large':
