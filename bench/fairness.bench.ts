@@ -38,6 +38,7 @@ import { chatBody, png } from '../test/support/requests';
 import { ROOT, startWorker, testCacheDir, uniquePrefix, until, type WorkerProcess } from '../test/support/stack';
 import { percentile, runLoad, table } from './stats';
 import { runMain } from './run-main';
+import { NO_LIMITS } from './limits';
 
 const { values: args } = parseArgs({
   options: {
@@ -81,8 +82,6 @@ const DISPATCH_TARGET = 2 * S.slots;
 /** Issue 13's targets. */
 const TARGET_P99_RATIO = 2;
 const TARGET_START_S = 5;
-/** Limits high enough that none refuses the bench's load in either mode. */
-const HUGE = '1000000000';
 const KEYS = { tenantA: `a-${randomBytes(12).toString('hex')}`, tenantB: `b-${randomBytes(12).toString('hex')}`, warmup: `w-${randomBytes(12).toString('hex')}` };
 type Tenant = keyof typeof KEYS;
 const IMAGES = 32;
@@ -153,13 +152,7 @@ async function runMode(mode: Mode, images: Buffer[]): Promise<ModeResult> {
     FAIR_DISPATCH_TARGET: String(DISPATCH_TARGET),
     // The client gives up at the cap first; the gateway's own 504 comes later.
     SYNC_TIMEOUT_MS: String((S.maxWaitS + 60) * 1000),
-    RATE_LIMIT_KEY_RPM: HUGE,
-    RATE_LIMIT_TENANT_RPM: HUGE,
-    TENANT_TOKENS_PER_MIN: HUGE,
-    TENANT_MAX_INFLIGHT_JOBS: HUGE,
-    TENANT_MAX_QUEUED_JOBS: HUGE,
-    TENANT_MAX_BACKLOG_JOBS: HUGE,
-    ADMISSION_MAX_BACKLOG: HUGE,
+    ...NO_LIMITS,
     LOG_LEVEL: 'warn',
   });
   cleanups.push(async () => void (await stopProcess(gateway, 'SIGKILL')));

@@ -21,6 +21,7 @@ import sharp from 'sharp';
 import { RedisKeys } from '@fastvlm/contracts';
 import { ApiKeyStore } from '@fastvlm/security';
 import { table } from './stats';
+import { NO_LIMITS } from './limits';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -28,7 +29,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = 50;
 const PREFIX = `bench-gw-${randomBytes(4).toString('hex')}`;
-const HUGE = '1000000000';
 /** Redis steps the gateway takes per accepted job besides queue.add. */
 const GATEWAY_ROUND_TRIPS = 3;
 
@@ -76,12 +76,7 @@ async function main(): Promise<void> {
     FASTVLM_REDIS_PREFIX: PREFIX,
     FASTVLM_MODEL: 'tiny-random',
     LOG_LEVEL: 'info',
-    RATE_LIMIT_KEY_RPM: HUGE,
-    RATE_LIMIT_TENANT_RPM: HUGE,
-    TENANT_TOKENS_PER_MIN: HUGE,
-    TENANT_MAX_INFLIGHT_JOBS: HUGE,
-    TENANT_MAX_QUEUED_JOBS: HUGE,
-    ADMISSION_MAX_BACKLOG: HUGE,
+    ...NO_LIMITS,
   }, '"gateway listening"');
   const bare = await start(['--import', 'tsx', join(ROOT, 'bench', 'bare-server.ts'), String(barePort), `${PREFIX}-bare`], {}, 'bare server listening');
   const tripsPort = barePort + 1;

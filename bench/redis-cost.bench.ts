@@ -60,6 +60,7 @@ import {
 import { CountingRelay, relayDelta, type RelaySnapshot } from './resp-relay';
 import { runLoad, table } from './stats';
 import { runMain } from './run-main';
+import { NO_LIMITS } from './limits';
 
 const { values: args } = parseArgs({
   options: {
@@ -101,8 +102,6 @@ if (![N, NF, T1, T2, C, IDLE_S, IMAGE_PX, CEILING_REQUESTS, ...Object.values(FLE
   console.error('usage: npm run bench:redis -- [--jobs N] [--follow M] [--t1 T] [--t2 T] [--concurrency C] [--idle-s S] [--image-px P] [--json FILE]');
   process.exit(2);
 }
-/** Limits high enough that no request of the bench is refused by them. */
-const HUGE = '1000000000';
 const RUN = randomBytes(3).toString('hex');
 
 interface Mark {
@@ -141,15 +140,7 @@ async function main(): Promise<void> {
   const key = createApiKey(server.url, prefix);
   const relay = CountingRelay.to(server.url);
   cleanups.push(() => relay.close());
-  const limits = {
-    RATE_LIMIT_KEY_RPM: HUGE,
-    RATE_LIMIT_TENANT_RPM: HUGE,
-    TENANT_TOKENS_PER_MIN: HUGE,
-    TENANT_MAX_INFLIGHT_JOBS: HUGE,
-    TENANT_MAX_QUEUED_JOBS: HUGE,
-    ADMISSION_MAX_BACKLOG: HUGE,
-  };
-  const gateway = await startGatewayProcess(prefix, await relay.listen('gateway'), { ...limits, LOG_LEVEL: 'warn' });
+  const gateway = await startGatewayProcess(prefix, await relay.listen('gateway'), { ...NO_LIMITS, LOG_LEVEL: 'warn' });
   cleanups.push(async () => void (await stopProcess(gateway, 'SIGKILL')));
 
   const mark = async (): Promise<Mark> => ({ at: performance.now(), server: await serverSnapshot(redis), relay: relay.snapshot() });

@@ -30,14 +30,19 @@ LABEL org.opencontainers.image.title="fastvlm-gateway" \
 ENV NODE_ENV=production \
     ONNXRUNTIME_NODE_INSTALL=skip \
     HOST=0.0.0.0 \
-    PORT=8080
+    PORT=8080 \
+    FILES_DIR=/var/lib/fastvlm/files
 WORKDIR /app
 # Production dependencies only: the bundle leaves packages external, and nothing it imports is a devDependency.
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force \
  && groupadd --system --gid 10001 fastvlm \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin fastvlm
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin fastvlm \
+ && mkdir -p /var/lib/fastvlm/files \
+ && chown 10001:10001 /var/lib/fastvlm/files
+# Batch API files live in a volume mounted here; a fresh named volume takes this folder's owner.
+VOLUME /var/lib/fastvlm/files
 # The bundle and the web console it serves (dist/apps/gateway/console).
 COPY --from=build /src/dist/apps/gateway ./dist/apps/gateway
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.

@@ -1,16 +1,13 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECISION_TTL_S, type DecisionRecord } from '@fastvlm/autoscaling';
 import { RedisKeys, poolQueue } from '@fastvlm/contracts';
+import { ARTIFACTS, launchChromium, openConsole, pageErrors } from '../support/browser';
 import { auth, chatBody, png, postJson } from '../support/requests';
-import { API_KEYS, REDIS_URL, ROOT, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
+import { API_KEYS, REDIS_URL, cleanupPrefix, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
-/** Debian's chromium package (installed by .ci/run), driven over CDP by playwright-core. */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(ROOT, 'test-artifacts');
 const STREAM_TIMEOUT_MS = 60_000;
 
 interface Completion {
@@ -66,13 +63,7 @@ describe('web console at /console in headless Chromium', () => {
   let image: Buffer;
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    [gw, worker, image, browser] = await Promise.all([
-      startGateway(prefix),
-      startWorker(prefix),
-      png(96, 72, 31),
-      chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
-    ]);
+    [gw, worker, image, browser] = await Promise.all([startGateway(prefix), startWorker(prefix), png(96, 72, 31), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();
@@ -81,24 +72,10 @@ describe('web console at /console in headless Chromium', () => {
     await cleanupPrefix(prefix);
   });
 
-  /** Errors the page reported (script errors, failed loads), checked before each page closes. */
-  const pageErrors = new Map<Page, string[]>();
-
   async function open(context: BrowserContext, view: 'playground' | 'cluster' = 'playground'): Promise<Page> {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    pageErrors.set(page, errors);
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    const res = await page.goto(`${gw.url}/console/#${view}`);
-    expect(res?.status()).toBe(200);
-    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
-    // Typing the key and pressing Enter stores it for this tab only.
-    await page.locator('#api-key').fill(API_KEYS.acme);
-    await page.locator('#api-key').press('Enter');
-    await expectText(page, '#key-status', /Key set/);
+    const { page, response } = await openConsole(context, gw.url, view, API_KEYS.acme);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    // The key typed and entered is stored for this tab only.
     expect(await page.evaluate(`sessionStorage.getItem('fastvlm.apiKey')`)).toBe(API_KEYS.acme);
     expect(await page.evaluate('localStorage.length')).toBe(0);
     return page;
@@ -174,7 +151,7 @@ describe('web console at /console in headless Chromium', () => {
       });
       await page.locator('#chart-throughput polyline').first().waitFor({ state: 'attached', timeout: 10_000 });
       await page.screenshot({ path: join(ARTIFACTS, 'console-cluster.png'), fullPage: true });
-      expect(pageErrors.get(page)).toEqual([]);
+      expect(pageErrors(page)).toEqual([]);
       await page.close();
     } finally {
       await context.close();
@@ -204,7 +181,7 @@ describe('web console at /console in headless Chromium', () => {
       await expectText(page, '#chart-latency-text', /p50/);
       expect(await page.evaluate(fits)).toBe(true);
       await page.screenshot({ path: join(ARTIFACTS, 'console-cluster-phone.png'), fullPage: true });
-      expect(pageErrors.get(page)).toEqual([]);
+      expect(pageErrors(page)).toEqual([]);
       await page.close();
     } finally {
       await context.close();
@@ -255,7 +232,7 @@ describe('web console at /console in headless Chromium', () => {
       expect(await page.locator('#autoscaler-body').isHidden()).toBe(true);
       expect(await page.locator('#autoscaler-status code').textContent()).toBe('npm start');
       await page.screenshot({ path: join(ARTIFACTS, 'console-autoscaler-none.png'), fullPage: true });
-      expect(pageErrors.get(page)).toEqual([]);
+      expect(pageErrors(page)).toEqual([]);
       await page.close();
     } finally {
       await context.close();

@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Logger } from 'pino';
+import { BatchesModule } from './batches/batches.module';
 import { ChatController } from './chat/chat.controller';
 import { ConsoleModule } from './console/console.module';
 import { CONFIG, type GatewayConfig } from './config';
@@ -20,6 +21,7 @@ import { AdminKeysController } from './admin/admin-keys.controller';
 import { AdminTenantsController } from './admin/admin-tenants.controller';
 import { SecurityModule } from './security/security.module';
 import { UsageModule } from './usage/usage.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 import type { Resolver } from '@fastvlm/security';
 
 /** Replacements for adapters at the network edge (tests). */
@@ -34,7 +36,7 @@ export class AppModule {
     return {
       module: AppModule,
       global: true,
-      imports: [TerminusModule.forRoot({ logger: false }), InfraModule, MetricsModule, ConsoleModule, UsageModule, SecurityModule.forRoot(overrides.imageUrlResolver ?? null)],
+      imports: [TerminusModule.forRoot({ logger: false }), InfraModule, MetricsModule, ConsoleModule, UsageModule, SecurityModule.forRoot(overrides.imageUrlResolver ?? null), BatchesModule, WebhooksModule],
       controllers: [ChatController, JobsController, ModelsController, HealthController, AdminKeysController, AdminTenantsController, AdminAuditController],
       providers: [
         { provide: CONFIG, useValue: cfg },
@@ -44,7 +46,7 @@ export class AppModule {
         InferenceService,
         ModelCatalog,
       ],
-      exports: [CONFIG, LOGGER, ModelCatalog],
+      exports: [CONFIG, LOGGER, ModelCatalog, InferenceService],
     };
   }
 }

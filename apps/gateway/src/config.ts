@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { LogEnvSchema, ModelEnvSchema, ModelRoutingEnvShape, RedisEnvShape, checkModelRouting, checkRedisTopology, envBoolean, parseEnv } from '@fastvlm/contracts';
 import { TracingEnvSchema } from '@fastvlm/observability';
+import { FilesEnvShape, checkFilesStorage } from '@fastvlm/files';
+import { BatchesEnvShape } from './batches/batches-config';
+import { parseWindows } from './batches/completion-window';
 import { SecurityEnvSchema } from './security/security-config';
+import { WebhooksEnvShape } from './webhooks/webhooks-config';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
@@ -10,6 +14,9 @@ export const GatewayEnvSchema = z.object(RedisEnvShape).extend(ModelEnvSchema.sh
   .extend(LogEnvSchema.shape)
   .extend(TracingEnvSchema.shape)
   .extend(SecurityEnvSchema.shape)
+  .extend(FilesEnvShape)
+  .extend(BatchesEnvShape)
+  .extend(WebhooksEnvShape)
   .extend({
     /** HTTP port. */
     PORT: int(0).max(65_535).default(8080),
@@ -97,6 +104,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     GatewayEnvSchema.superRefine((e, ctx) => {
       checkRedisTopology(e, ctx);
       checkModelRouting(e, ctx);
+      checkFilesStorage(e, ctx);
+      try {
+        parseWindows(e.BATCH_COMPLETION_WINDOWS);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['BATCH_COMPLETION_WINDOWS'], message: (err as Error).message });
+      }
     }),
     env,
   );

@@ -188,6 +188,15 @@ export function layoutFinalStage(df: ParsedDockerfile, root: string, buildRoots:
  * folder so that a later run on this machine reuses it; a new lockfile's
  * install replaces the older ones.
  */
+/**
+ * How this machine reaches the registry (a proxy, its CA): what a package missing from npm's cache needs, and
+ * what a `docker build` gets from its builder. Nothing else of the caller's environment reaches the install.
+ */
+function network(): Record<string, string> {
+  const names = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy'];
+  return Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]]] : [])));
+}
+
 export function productionDependencies(npmCi: string, env: Record<string, string>): string {
   const files = ['package.json', 'package-lock.json', '.npmrc'];
   const hash = createHash('sha256');
@@ -205,7 +214,7 @@ export function productionDependencies(npmCi: string, env: Record<string, string
   // prefer-offline: the same package set, from npm's cache where it has them.
   execFileSync('sh', ['-c', npmCi], {
     cwd: staging,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env, npm_config_prefer_offline: 'true' },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...network(), ...env, npm_config_prefer_offline: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {

@@ -81,6 +81,8 @@ export interface InferenceInput {
   lowPriority?: boolean;
   /** How errors name the question and image fields (JSON body by default). */
   fields?: InputFields;
+  /** The class the request runs at, decided by its caller (the Batch API runs its requests at `batch`); default from the mode. */
+  workClass?: Exclude<WorkClass, 'interactive'>;
 }
 
 /**
@@ -134,7 +136,7 @@ export class InferenceService {
     const fields = input.fields ?? CHAT_FIELDS;
     await inSpan('validate', () => this.gate.validate(caller, input, fields));
     const id = jobId ?? newJobId();
-    const workClass = workClassOf(mode, input.lowPriority === true, caller.settings.maxWorkClass);
+    const workClass = input.workClass ?? workClassOf(mode, input.lowPriority === true, caller.settings.maxWorkClass);
     // Without fair queueing every job takes the interactive path: one FIFO queue, the old caps.
     const interactive = workClass === 'interactive' || !this.cfg.FAIR_QUEUEING;
     const reservation = await this.gate.admit(caller, id, input.params.maxTokens, pool.queue, interactive, interactive ? undefined : () => this.checkBacklog(pool, caller));
@@ -168,6 +170,15 @@ export class InferenceService {
     }
     for (const [level, hit] of cacheLookups(outcome, this.cfg.ANSWER_CACHE_L1_BYTES > 0)) this.metrics.cacheLookup(model, level, hit);
     return this.gate.finish(outcome, reservation, model);
+  }
+
+  /**
+   * The checks `submit` makes before admission (model, text, inline image, whether URL images are
+   * allowed), alone: the Batch API checks every line of a file before it runs any of them.
+   */
+  async check(caller: Principal, input: InferenceInput): Promise<void> {
+    await this.models.resolve(input.model);
+    await this.gate.validate(caller, input, input.fields ?? CHAT_FIELDS);
   }
 
   /** Events of a job after `afterId`, ending with its final event. */
@@ -268,6 +279,11 @@ export class InferenceService {
   /** A streamed sync answer arrived: gives back the tokens it reserved but did not generate. */
   settle(reservation: JobReservation | null, result: InferenceResult): void {
     this.gate.settle(reservation, result);
+  }
+
+  /** A job this gateway fed ended (a batch request): gives back the tokens it reserved but did not generate. */
+  refund(reservation: JobReservation, completionTokens: number): void {
+    void this.gate.refund(reservation, completionTokens);
   }
 
   /** The result carried by a final event; throws for failures; null for other events. */

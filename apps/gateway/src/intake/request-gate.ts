@@ -68,6 +68,11 @@ export class RequestGate {
     return { ...outcome, reservation: r, model };
   }
 
+  /** A job's end was seen: tokens reserved but not generated go back to the tenant. */
+  refund(r: JobReservation, completionTokens: number): Promise<void> {
+    return this.admission.settle(r, completionTokens);
+  }
+
   /** A sync answer arrived: tokens reserved but not generated go back to the tenant. */
   settle(r: JobReservation | null, result: InferenceResult): void {
     if (r) void this.admission.settle(r, result.usage.completionTokens);

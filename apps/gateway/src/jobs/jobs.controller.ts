@@ -23,6 +23,7 @@ import { InferenceService } from '../inference/inference.service';
 import type { Admitted } from '../intake/request-gate';
 import { RequireScope } from '../security/require-scope';
 import { toJobView, type JobView } from './job-view';
+import { JobWatcher } from '../webhooks/job-watcher';
 import { readMultipartJob } from './multipart';
 
 const REPLAY_WAIT_MS = 2_000;
@@ -34,6 +35,7 @@ export class JobsController {
     @Inject(InferenceService) private readonly inference: InferenceService,
     @Inject(JOB_STORE) private readonly store: JobStore,
     @Inject(IDEMPOTENCY) private readonly idempotency: IdempotencyKeys,
+    @Inject(JobWatcher) private readonly webhookJobs: JobWatcher,
   ) {}
 
   @Post()
@@ -65,6 +67,8 @@ export class JobsController {
     // The record exists: the key names it from now on. If this write fails the claim lapses
     // with its pending TTL, and a retry makes a second job: rare, and never a key naming no job.
     if (claim) await this.idempotency.confirm(claim).catch(() => undefined);
+    // Webhooks announce its end (a cached answer ended already); never fails the request.
+    await this.webhookJobs.watch(caller.tenant, jobId, outcome.kind === 'cached');
     void reply.header('location', `/v1/jobs/${jobId}`).header('x-cache', outcome.kind === 'cached' ? `hit-${outcome.level}` : 'miss');
     // The record as this request created it; no need to read it back.
     const accepted: JobRecord = { id: jobId, tenant: caller.tenant, model: outcome.model, createdAt: outcome.createdAt, status: 'queued' };

@@ -44,6 +44,23 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
   return (await res.json()) as T;
 }
 
+export async function postJson<T>(path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method: 'POST',
+    headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as T;
+}
+
+/** A whole response body, for files that need the key (a plain link cannot send the Authorization header). */
+export async function getBlob(path: string): Promise<Blob> {
+  const res = await fetch(path, { headers: headers() });
+  if (!res.ok) throw await errorOf(res);
+  return res.blob();
+}
+
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;

@@ -1,17 +1,20 @@
 import { apiKey, getJson } from './api';
+import { BatchesView } from './batches';
 import { ClusterView } from './cluster';
 import { byId, setText } from './dom';
 import { setUpPlayground } from './playground';
 
 /**
- * The FastVLM web console: a playground (image + question → streamed answer)
- * and a cluster view, switched by the URL's hash so that each view has a
- * link and the back button works.
+ * The FastVLM web console: a playground (image + question → streamed answer),
+ * a cluster view and the tenant's batches, switched by the URL's hash so that
+ * each view has a link and the back button works.
  */
-const VIEWS = ['playground', 'cluster'] as const;
+const VIEWS = ['playground', 'cluster', 'batches'] as const;
 type View = (typeof VIEWS)[number];
+const TITLES: Record<View, string> = { playground: 'Playground', cluster: 'Cluster', batches: 'Batches' };
 
 const cluster = new ClusterView();
+const batches = new BatchesView();
 
 function current(): View {
   const hash = location.hash.slice(1);
@@ -25,9 +28,11 @@ function show(view: View, focus: boolean): void {
     if (v === view) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  document.title = `${view === 'playground' ? 'Playground' : 'Cluster'} · FastVLM console`;
+  document.title = `${TITLES[view]} · FastVLM console`;
   if (view === 'cluster') cluster.show();
   else cluster.hide();
+  if (view === 'batches') batches.show();
+  else batches.hide();
   // Moving focus to the new heading tells screen readers and keyboard users where they are.
   if (focus) byId(`h-${view}`, HTMLHeadingElement).focus();
 }
@@ -53,6 +58,7 @@ function setUpKey(): void {
     else apiKey.clear();
     setText('key-status', key ? 'Key set for this tab.' : 'No key yet.');
     cluster.reset();
+    batches.reset();
     showModel();
   });
   byId('key-forget', HTMLButtonElement).addEventListener('click', () => {
@@ -60,6 +66,7 @@ function setUpKey(): void {
     input.value = '';
     setText('key-status', 'Key forgotten.');
     cluster.reset();
+    batches.reset();
   });
 }
 
