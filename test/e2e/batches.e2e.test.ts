@@ -54,7 +54,8 @@ describe('OpenAI Batch API through the official openai client', () => {
 
   beforeAll(async () => {
     [gw, worker] = await Promise.all([
-      startGateway(prefix, { FILES_DIR: filesDir, BATCH_TICK_MS: '50', FILES_MAX_LINES: '100', FILES_MAX_BYTES: String(2 * 1024 * 1024), BATCH_SEGMENT_LINES: '5' }),
+      // Files may be larger than a request body: BODY_LIMIT_BYTES (1 MiB here) bounds each line, FILES_MAX_BYTES the file.
+      startGateway(prefix, { FILES_DIR: filesDir, BATCH_TICK_MS: '50', FILES_MAX_LINES: '100', FILES_MAX_BYTES: String(2 * 1024 * 1024), BODY_LIMIT_BYTES: String(1024 * 1024), BATCH_SEGMENT_LINES: '5', BATCH_MAX_IN_FLIGHT: '8', BATCH_MIN_QUEUED: '4' }),
       startWorker(prefix),
     ]);
     redis = new Redis(REDIS_URL);
@@ -134,6 +135,7 @@ describe('OpenAI Batch API through the official openai client', () => {
       { ...request('c', images[3] as Buffer, 'q'), url: '/v1/embeddings' },
       { custom_id: 'd', method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] }] } },
       request('e', images[0] as Buffer, 'unknown model', { model: 'no-such-model' }),
+      { ...request('f', images[0] as Buffer, 'q'), body: { messages: [{ role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] } },
     ];
     const file = await acme.files.create({ file: await toFile(Buffer.from(jsonl(lines)), 'bad.jsonl'), purpose: 'batch' });
     const batch = await acme.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
@@ -147,9 +149,27 @@ describe('OpenAI Batch API through the official openai client', () => {
       [5, 'mismatched_url', 'url'],
       [6, 'invalid_image', 'body.image_url'],
       [7, 'model_not_found', expect.stringMatching(/^body/)],
+      // This tenant may not send image URLs, in a batch as alone.
+      [8, 'image_url_not_enabled', 'body.image_url'],
     ]);
     expect(done.request_counts).toEqual({ total: 0, completed: 0, failed: 0 });
     expect(await redis.keys(`${prefix}:job:*`)).toEqual(expect.not.arrayContaining([expect.stringContaining(batch.id)]));
+  });
+
+  it('feeds the queue gradually: never more requests in flight than BATCH_MAX_IN_FLIGHT', async () => {
+    const lines = Array.from({ length: 24 }, (_, i) => request(`g-${i}`, images[i % 4] as Buffer, `gradual ${i}`, { max_tokens: 16 }));
+    const file = await acme.files.create({ file: await toFile(Buffer.from(jsonl(lines)), 'gradual.jsonl'), purpose: 'batch' });
+    const batch = await acme.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const inflight = new RedisKeys(prefix).batch(batch.id, 'inflight');
+    let most = 0;
+    const done = await until('the batch to end', async () => {
+      most = Math.max(most, await redis.hlen(inflight));
+      const b = await acme.batches.retrieve(batch.id);
+      return b.status === 'completed' ? b : undefined;
+    }, 90_000);
+    expect(done.request_counts).toEqual({ total: 24, completed: 24, failed: 0 });
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(8);
   });
 
   it('cancels a running batch: every request ends once, done ones in the output and the rest as batch_cancelled errors', async () => {
@@ -199,6 +219,12 @@ describe('OpenAI Batch API through the official openai client', () => {
     const tooMany = jsonl(Array.from({ length: 101 }, () => '{}'));
     await expect(acme.files.create({ file: await toFile(Buffer.from(tooMany), 'x.jsonl'), purpose: 'batch' })).rejects.toMatchObject({ status: 400, param: 'file' });
     await expect(acme.files.create({ file: await toFile(Buffer.alloc(3 * 1024 * 1024, 0x20), 'big.jsonl'), purpose: 'batch' })).rejects.toMatchObject({ status: 413 });
+    // Larger than a request body may be, within the file limit: accepted, byte for byte.
+    const large = Buffer.from(jsonl(Array.from({ length: 90 }, (_, i) => ({ custom_id: `l-${i}`, pad: 'x'.repeat(17_000) }))));
+    expect(large.length).toBeGreaterThan(1024 * 1024);
+    const stored = await acme.files.create({ file: await toFile(large, 'large.jsonl'), purpose: 'batch' });
+    expect(stored.bytes).toBe(large.length);
+    expect(Buffer.from(await (await acme.files.content(stored.id)).arrayBuffer()).equals(large)).toBe(true);
     const notMultipart = await fetch(`${gw.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${API_KEYS.acme}`, 'content-type': 'application/json' }, body: '{}' });
     expect(notMultipart.status).toBe(400);
     await expect(acme.files.retrieve('file-doesnotexist0000000000')).rejects.toMatchObject({ status: 404 });

@@ -6,6 +6,7 @@ import { linesAt } from './batch-input';
 import { batchPrincipal, maxLineBytes, type BatchContext } from './batch-context';
 import { announce, close, flush } from './batch-finish';
 import { parseBatchLine, type BatchRequest } from './batch-lines';
+import { projectedEnd, queuedTarget } from './batch-pace';
 import { lineOfError, lineOfJob, lineOfUnrun } from './batch-results';
 
 /** Requests fed per batch per tick: bounds the input lines (inline images) a runner holds at once. */
@@ -50,9 +51,8 @@ export class BatchFeeder {
     const n = Math.max(0, Math.min(this.target(b, now) - queued - waiting.length, this.ctx.cfg.BATCH_MAX_IN_FLIGHT - open.length, b.total - b.next, FEED_PER_TICK - waiting.length));
     if (waiting.length > 0 || n > 0) await this.feed(b, waiting, n);
     if ((await this.ctx.store.resultCount(b.id)) >= this.ctx.cfg.BATCH_SEGMENT_LINES) await flush(this.ctx, b.id);
-    const done = b.completed + b.failed;
-    const started = b.times.in_progress_at ?? now;
-    if (done > 0 && now > started) await this.ctx.store.setProjection(b.id, now + ((b.total - done) * (now - started)) / done);
+    const projected = projectedEnd(b.total, b.completed + b.failed, b.times.in_progress_at ?? now, now);
+    if (projected !== null) await this.ctx.store.setProjection(b.id, projected);
     if (b.next === b.total && open.length === 0 && waiting.length === 0) {
       if (await this.ctx.store.transition(b.id, ['in_progress'], 'finalizing', Date.now())) {
         const fin = await this.ctx.store.get(b.id);
@@ -68,15 +68,9 @@ export class BatchFeeder {
     if (done) await announce(this.ctx, done);
   }
 
-  /**
-   * Requests waiting for a worker that the batch keeps: enough for `BATCH_FEED_LOOKAHEAD_S` seconds at the pace
-   * the rest of the window needs (so a short window shows its whole demand to the autoscaler), at least
-   * `BATCH_MIN_QUEUED` (so the batch always has work in its tenant's fair share).
-   */
   private target(b: BatchRecord, now: number): number {
-    const left = b.total - b.completed - b.failed;
-    const pace = left / Math.max(1, (b.expiresAt - now) / 1000);
-    return Math.min(Math.max(Math.ceil(pace * this.ctx.cfg.BATCH_FEED_LOOKAHEAD_S), this.ctx.cfg.BATCH_MIN_QUEUED), this.ctx.cfg.BATCH_MAX_IN_FLIGHT);
+    const c = this.ctx.cfg;
+    return queuedTarget(b.total - b.completed - b.failed, b.expiresAt - now, { minQueued: c.BATCH_MIN_QUEUED, lookaheadS: c.BATCH_FEED_LOOKAHEAD_S, maxInFlight: c.BATCH_MAX_IN_FLIGHT });
   }
 
   /**
