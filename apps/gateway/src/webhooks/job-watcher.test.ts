@@ -1,13 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@fastvlm/contracts';
-import { JobStore } from '@fastvlm/jobs';
+import { cleanupPrefix, JobStore, TEST_REDIS_URL, testPrefix } from '@fastvlm/jobs';
 import type { EmitInput, WebhookEvents } from '@fastvlm/webhooks';
 import { JobWatcher } from './job-watcher';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -34,7 +32,7 @@ class RecordingEvents {
 }
 
 describe('the job watcher', () => {
-  const prefix = `t-${randomBytes(5).toString('hex')}`;
+  const prefix = testPrefix();
   const keys = new RedisKeys(prefix);
   let redis: Redis;
   let store: JobStore;
@@ -42,7 +40,7 @@ describe('the job watcher', () => {
   let watcher: JobWatcher | null = null;
 
   beforeAll(() => {
-    redis = new Redis(REDIS_URL);
+    redis = new Redis(TEST_REDIS_URL);
     store = new JobStore(redis, keys, 60);
   });
   afterEach(async () => {
@@ -50,12 +48,7 @@ describe('the job watcher', () => {
     watcher = null;
   });
   afterAll(async () => {
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (found.length > 0) await redis.del(...found);
-    } while (cursor !== '0');
+    await cleanupPrefix(redis, prefix);
     redis.disconnect();
   });
 
