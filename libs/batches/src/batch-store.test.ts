@@ -13,7 +13,7 @@ describe('BatchStore', () => {
 
   const created = async (tenant = 'acme', createdAt = Date.now()): Promise<string> => {
     const id = newBatchId();
-    await store.create({ id, tenant, keyId: 'key_1', endpoint: '/v1/chat/completions', inputFileId: 'file-x', completionWindow: '24h', createdAt, expiresAt: createdAt + 86_400_000, metadata: { a: 'b' } });
+    await store.create({ id, tenant, keyId: 'key_1', endpoint: '/v1/chat/completions', inputFileId: 'file-x', completionWindow: '24h', createdAt, expiresAt: createdAt + 86_400_000, metadata: { a: 'b' } }, 10 * 86_400_000);
     return id;
   };
   const running = async (total: number): Promise<string> => {
@@ -113,6 +113,14 @@ describe('BatchStore', () => {
     const second = await store.list(t, ids[3], 3);
     expect(second.data.map((b) => b.id)).toEqual([ids[2], ids[1], ids[0]]);
     expect(second.hasMore).toBe(false);
+  });
+
+  it("drops index entries older than the records' lifetime when a batch is created", async () => {
+    const t = `old-${Date.now()}`;
+    const old = await created(t, Date.now() - 11 * 86_400_000);
+    const recent = await created(t);
+    expect(await redis.zrange(keys.tenantBatches(t), '0', '-1')).toEqual([recent]);
+    expect(old).not.toBe(recent);
   });
 
   it('leases a batch to one holder at a time', async () => {

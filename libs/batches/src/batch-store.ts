@@ -88,9 +88,14 @@ export class BatchStore {
     return ['record', 'inflight', 'results', 'offsets', 'out', 'err'].map((p) => this.keys.batch(id, p));
   }
 
-  /** Indexes first (shared slot), then the record (its own slot); an index entry without a record is skipped by readers. */
-  async create(b: NewBatch): Promise<void> {
-    await this.redis.multi().zadd(this.keys.tenantBatches(b.tenant), b.createdAt, b.id).sadd(this.keys.activeBatches(), b.id).exec();
+  /**
+   * Indexes first (shared slot), then the record (its own slot); an index entry without a record is skipped by
+   * readers. Entries created more than `keepMs` ago name records that have expired: they are dropped here, so
+   * a tenant's index stays as long as its batches live.
+   */
+  async create(b: NewBatch, keepMs: number): Promise<void> {
+    const index = this.keys.tenantBatches(b.tenant);
+    await this.redis.multi().zremrangebyscore(index, 0, b.createdAt - keepMs).zadd(index, b.createdAt, b.id).sadd(this.keys.activeBatches(), b.id).exec();
     await this.redis.hset(this.keys.batch(b.id), {
       id: b.id,
       tenant: b.tenant,

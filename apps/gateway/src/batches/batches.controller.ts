@@ -28,6 +28,8 @@ const CreateBatch = z.strictObject({
 @UseGuards(ApiKeyGuard)
 export class BatchesController {
   private readonly windows: Map<string, number>;
+  /** How long a batch's record may live: its longest window, then BATCH_TTL_S after it ended. */
+  private readonly keepMs: number;
 
   constructor(
     @Inject(CONFIG) cfg: GatewayConfig,
@@ -36,6 +38,7 @@ export class BatchesController {
     @Inject(BatchRunner) private readonly runner: BatchRunner,
   ) {
     this.windows = parseWindows(cfg.BATCH_COMPLETION_WINDOWS);
+    this.keepMs = Math.max(...this.windows.values()) + cfg.BATCH_TTL_S * 1000;
   }
 
   @Post()
@@ -69,7 +72,7 @@ export class BatchesController {
       createdAt: now,
       expiresAt: now + windowMs,
       metadata: b.metadata ?? null,
-    });
+    }, this.keepMs);
     this.runner.kick();
     return toBatchView(await this.owned(id, caller));
   }
