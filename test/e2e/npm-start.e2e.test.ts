@@ -40,7 +40,10 @@ describe('npm start', () => {
     try {
       const key = await until('the API key line', () => /API key: (\S+)/.exec(app.output())?.[1], 90_000);
       expect(app.output()).toContain(`http://127.0.0.1:${port}`);
-      await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => null))?.status === 200, 90_000);
+      await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => null))?.status === 200, 90_000).catch((e: unknown) => {
+        // What the processes said is what tells why (a port taken, a worker that failed to load).
+        throw new Error(`${(e as Error).message}\n--- npm start output ---\n${app.output().slice(-6000)}`);
+      });
       const res = await postJson(`http://127.0.0.1:${port}/v1/chat/completions`, chatBody(await png(32, 32, 1), 'hello', { max_tokens: 3 }), {
         authorization: `Bearer ${key}`,
       });
