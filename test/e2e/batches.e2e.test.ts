@@ -6,6 +6,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@fastvlm/contracts';
 import { startS3Server, type TestS3Server } from '@fastvlm/files';
+import { count, scrape } from '../observability/prom';
 import { dataUrl, png } from '../support/requests';
 import { API_KEYS, cleanupPrefix, REDIS_URL, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -117,6 +118,12 @@ describe('OpenAI Batch API through the official openai client', () => {
     expect(listed.data.map((b) => b.id)).toContain(created.id);
     const files = await acme.files.list();
     expect(files.data.map((f) => f.id)).toEqual(expect.arrayContaining([file.id, outputId]));
+
+    // The gateway counts the requests and the batch (this is the first batch of this gateway).
+    const samples = await scrape(gw.url);
+    expect(count(samples, 'fastvlm_batch_requests_total', { outcome: 'completed' })).toBe(12);
+    expect(count(samples, 'fastvlm_batch_requests_total', { outcome: 'failed' })).toBe(0);
+    expect(count(samples, 'fastvlm_batches_total', { status: 'completed' })).toBe(1);
 
     // Another tenant sees none of it.
     await expect(globex.batches.retrieve(created.id)).rejects.toMatchObject({ status: 404 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@fastvlm/contracts';
 import { WEBHOOK_QUEUE, deliveryJobId } from '@fastvlm/webhooks';
 import { WebhooksEnvShape } from '../../apps/gateway/src/webhooks/webhooks-config';
+import { count, scrape } from '../observability/prom';
 import { auth, chatBody, png, postJson } from '../support/requests';
 import { API_KEYS, cleanupPrefix, REDIS_URL, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
@@ -249,6 +250,10 @@ describe('webhooks: signed, per tenant, delivered from a durable queue', () => {
       ['delivered', 3, 200],
     ]);
     expect(entries.every((e) => e.event_id === eventId)).toBe(true);
+    // Every attempt is counted in the gateway's metrics too (other tests' attempts add to them).
+    const samples = await scrape(gw.url);
+    expect(count(samples, 'fastvlm_webhook_deliveries_total', { status: 'failed' })).toBeGreaterThanOrEqual(2);
+    expect(count(samples, 'fastvlm_webhook_deliveries_total', { status: 'delivered' })).toBeGreaterThanOrEqual(1);
   });
 
   it('signs with the old and the new secret after a rotation, and with the new one only once the old is retired', async () => {

@@ -26,6 +26,8 @@ export interface DeliveryOptions {
   resolve?: Resolver;
   userAgent?: string;
   now?: () => number;
+  /** Told each attempt's status as it is logged (the gateway counts them in its metrics). */
+  onAttempt?: (status: DeliveryLogEntry['status']) => void;
 }
 
 /** While another attempt probes the endpoint, the others look again this often (a successful probe lets them all go). */
@@ -172,6 +174,7 @@ export class WebhookDelivery {
 
   /** Log writes never decide a delivery's fate: a delivered event whose entry was lost must not be sent again. */
   private async record(endpointId: string, e: DeliveryLogEntry): Promise<void> {
+    this.opts.onAttempt?.(e.status);
     try {
       await this.deliveries.append(endpointId, e);
     } catch (err) {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { BatchStore, FileRecords } from '@fastvlm/batches';
 import type { BlobStore } from '@fastvlm/files';
 import type { JobStore } from '@fastvlm/jobs';
+import type { GatewayMetrics } from '@fastvlm/observability';
 import type { Principal, TenantSettingsStore } from '@fastvlm/security';
 import type { GatewayConfig } from '../config';
 import type { InferenceService } from '../inference/inference.service';
@@ -24,6 +25,7 @@ export interface BatchContext {
   inference: InferenceService;
   tenants: TenantSettingsStore;
   events: BatchEvents;
+  metrics: GatewayMetrics;
   log: Logger;
 }
 

@@ -90,13 +90,20 @@ export class BatchFeeder {
         open.push(f);
       } else if (isTerminal(job.status)) {
         const line = stopping && job.status === 'cancelled' ? lineOfUnrun(b.id, f.index, f.customId, stopping) : lineOfJob(b.id, f.index, f.customId, job);
-        if (await this.ctx.store.record(b.id, f.index, line.kind, line.line, line.promptTokens, line.completionTokens)) this.settle(job.id, line.completionTokens);
+        if (await this.record(b.id, f.index, line.kind, line.line, line.promptTokens, line.completionTokens)) this.settle(job.id, line.completionTokens);
       } else {
         if (job.status === 'queued') queued += 1;
         open.push(f);
       }
     }
     return { open: [...open, ...inflight.filter((f) => f.state === 'waiting')], queued };
+  }
+
+  /** Records a request's line once (see `BatchStore.record`), counting it in the metrics when this call did. */
+  private async record(id: string, index: number, kind: 'o' | 'e', line: string, promptTokens: number, completionTokens: number): Promise<boolean> {
+    const recorded = await this.ctx.store.record(id, index, kind, line, promptTokens, completionTokens);
+    if (recorded) this.ctx.metrics.batchRequest(kind === 'o' ? 'completed' : 'failed');
+    return recorded;
   }
 
   private settle(jobId: string, completionTokens: number): void {
@@ -147,7 +154,7 @@ export class BatchFeeder {
           return;
         }
         const line = lineOfError(b.id, index, customId(index), e, null);
-        await this.ctx.store.record(b.id, index, line.kind, line.line, 0, 0);
+        await this.record(b.id, index, line.kind, line.line, 0, 0);
       }
     };
     await pool(indices, SUBMIT_CONCURRENCY, submitOne);
@@ -158,11 +165,11 @@ export class BatchFeeder {
     const gone = new AppError('not_found', `The input file ${b.inputFileId} was deleted before this request ran.`, 'input_file_id');
     for (const f of waiting) {
       const l = lineOfError(b.id, f.index, f.customId, gone, null);
-      await this.ctx.store.record(b.id, f.index, l.kind, l.line, 0, 0);
+      await this.record(b.id, f.index, l.kind, l.line, 0, 0);
     }
     if (n > 0) {
       const ids = Array.from({ length: b.total - b.next }, (_, i) => lineOfError(b.id, b.next + i, String(b.next + i), gone, null).line);
-      await this.ctx.store.skip(b.id, b.next, ids);
+      if (await this.ctx.store.skip(b.id, b.next, ids)) this.ctx.metrics.batchRequest('failed', ids.length);
     }
   }
 
@@ -175,7 +182,7 @@ export class BatchFeeder {
     const left = why === 'expired' ? open : open.filter((f) => f.state === 'waiting');
     for (const f of left) {
       const l = lineOfUnrun(b.id, f.index, f.customId, why);
-      await this.ctx.store.record(b.id, f.index, l.kind, l.line, 0, 0);
+      await this.record(b.id, f.index, l.kind, l.line, 0, 0);
     }
     if (why === 'cancelled' && submitted.length > 0) return;
     await this.skipRest(b, why);
@@ -204,6 +211,7 @@ export class BatchFeeder {
       }
       const lines = indices.map((i) => lineOfUnrun(b.id, i, ids.get(i) ?? String(i), why).line);
       if (!(await this.ctx.store.skip(b.id, next, lines))) return;
+      this.ctx.metrics.batchRequest('failed', lines.length);
       next += indices.length;
     }
   }

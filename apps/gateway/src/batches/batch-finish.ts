@@ -73,6 +73,7 @@ export async function close(ctx: BatchContext, b: BatchRecord, from: readonly Ba
   const output = await file('output', parts.out);
   const error = await file('error', parts.err);
   if (await ctx.store.finish(b.id, from, to, now, { output, error }, ctx.cfg.BATCH_TTL_S)) {
+    ctx.metrics.batchEnded(to);
     ctx.log.info({ batch: b.id, tenant: b.tenant, status: to }, 'batch ended');
   }
 }

@@ -63,5 +63,8 @@ export async function validate(ctx: BatchContext, b: BatchRecord, stillMine: () 
 }
 
 async function fail(ctx: BatchContext, b: BatchRecord, errors: BatchError[]): Promise<void> {
-  if (await ctx.store.fail(b.id, Date.now(), errors)) ctx.log.info({ batch: b.id, tenant: b.tenant, errors: errors.length }, 'batch failed validation');
+  if (await ctx.store.fail(b.id, Date.now(), errors)) {
+    ctx.metrics.batchEnded('failed');
+    ctx.log.info({ batch: b.id, tenant: b.tenant, errors: errors.length }, 'batch failed validation');
+  }
 }

@@ -5,11 +5,13 @@ import type { RedisKeys } from '@fastvlm/contracts';
 import { BatchStore, FileRecords } from '@fastvlm/batches';
 import { createBlobStore, type BlobStore } from '@fastvlm/files';
 import type { JobStore } from '@fastvlm/jobs';
+import type { GatewayMetrics } from '@fastvlm/observability';
 import type { TenantSettingsStore } from '@fastvlm/security';
 import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
 import { InferenceService } from '../inference/inference.service';
 import { JOB_STORE, KEYS, REDIS } from '../infra/tokens';
+import { METRICS } from '../metrics/tokens';
 import { TENANT_SETTINGS } from '../security/tokens';
 import { WEBHOOK_EVENTS } from '../webhooks/tokens';
 import type { BatchContext, BatchEvents } from './batch-context';
@@ -27,7 +29,7 @@ import { BATCH_CONTEXT, BATCH_STORE, BLOB_STORE, FILE_RECORDS } from './tokens';
     { provide: BATCH_STORE, inject: [REDIS, KEYS], useFactory: (r: Redis, k: RedisKeys) => new BatchStore(r, k) },
     {
       provide: BATCH_CONTEXT,
-      inject: [CONFIG, BATCH_STORE, FILE_RECORDS, BLOB_STORE, JOB_STORE, InferenceService, TENANT_SETTINGS, WEBHOOK_EVENTS, LOGGER],
+      inject: [CONFIG, BATCH_STORE, FILE_RECORDS, BLOB_STORE, JOB_STORE, InferenceService, TENANT_SETTINGS, WEBHOOK_EVENTS, METRICS, LOGGER],
       useFactory: (
         cfg: GatewayConfig,
         store: BatchStore,
@@ -37,8 +39,9 @@ import { BATCH_CONTEXT, BATCH_STORE, BLOB_STORE, FILE_RECORDS } from './tokens';
         inference: InferenceService,
         tenants: TenantSettingsStore,
         events: BatchEvents,
+        metrics: GatewayMetrics,
         log: Logger,
-      ): BatchContext => ({ cfg, store, files, blobs, jobs, inference, tenants, events, log }),
+      ): BatchContext => ({ cfg, store, files, blobs, jobs, inference, tenants, events, metrics, log }),
     },
     BatchRunner,
   ],

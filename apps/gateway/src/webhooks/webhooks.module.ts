@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisTargets, type RedisKeys } from '@fastvlm/contracts';
 import { createRedis } from '@fastvlm/jobs';
+import type { GatewayMetrics } from '@fastvlm/observability';
 import {
   DeliveryLog,
   EndpointCircuit,
@@ -16,6 +17,7 @@ import {
 } from '@fastvlm/webhooks';
 import { CONFIG, type GatewayConfig } from '../config';
 import { LOGGER } from '../http/logger';
+import { METRICS } from '../metrics/tokens';
 import { KEYS, REDIS } from '../infra/tokens';
 import { AdminWebhooksController } from './admin-webhooks.controller';
 import { JobWatcher } from './job-watcher';
@@ -63,14 +65,14 @@ const PROBE_SLACK_MS = 5_000;
     },
     {
       provide: W.WEBHOOK_DELIVERY,
-      inject: [W.WEBHOOK_REDIS, KEYS, CONFIG, W.WEBHOOK_ADDRESS_POLICY, LOGGER],
-      useFactory: (r: Redis, k: RedisKeys, c: C, allowed: (ip: string) => boolean, l: Logger) =>
+      inject: [W.WEBHOOK_REDIS, KEYS, CONFIG, W.WEBHOOK_ADDRESS_POLICY, LOGGER, METRICS],
+      useFactory: (r: Redis, k: RedisKeys, c: C, allowed: (ip: string) => boolean, l: Logger, m: GatewayMetrics) =>
         new WebhookDelivery(
           r,
           k,
           new EndpointCircuit(r, k, circuitPolicy(c), c.WEBHOOK_TIMEOUT_MS + PROBE_SLACK_MS),
           new DeliveryLog(r, k, c.WEBHOOK_LOG_ENTRIES),
-          { concurrency: c.WEBHOOK_CONCURRENCY, timeoutMs: c.WEBHOOK_TIMEOUT_MS, retry: retryPolicy(c), isAllowedAddress: allowed },
+          { concurrency: c.WEBHOOK_CONCURRENCY, timeoutMs: c.WEBHOOK_TIMEOUT_MS, retry: retryPolicy(c), isAllowedAddress: allowed, onAttempt: (s) => m.webhookDelivery(s) },
           l,
         ),
     },

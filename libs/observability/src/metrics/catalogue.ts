@@ -90,6 +90,27 @@ export const METRICS = {
     labels: ['level', 'op'],
     apps: ['gateway', 'worker'],
   },
+  webhookDeliveries: {
+    name: 'fastvlm_webhook_deliveries_total',
+    type: 'counter',
+    help: 'Webhook delivery attempts, by status: delivered (2xx), failed (retried with backoff), circuit_open (held back, no attempt spent), refused (a disabled endpoint).',
+    labels: ['status'],
+    apps: ['gateway'],
+  },
+  batchRequests: {
+    name: 'fastvlm_batch_requests_total',
+    type: 'counter',
+    help: 'Batch API requests that got their line, by outcome: completed (the output file) or failed (the error file, expired and cancelled ones included).',
+    labels: ['outcome'],
+    apps: ['gateway'],
+  },
+  batches: {
+    name: 'fastvlm_batches_total',
+    type: 'counter',
+    help: 'Batches that ended, by status (completed, failed, expired, cancelled).',
+    labels: ['status'],
+    apps: ['gateway'],
+  },
   rejections: {
     name: 'fastvlm_rejections_total',
     type: 'counter',

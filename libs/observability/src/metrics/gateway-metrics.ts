@@ -28,6 +28,9 @@ export class GatewayMetrics {
   private readonly misses;
   private readonly cacheErrors;
   private readonly rejections;
+  private readonly webhookDeliveries;
+  private readonly batchRequests;
+  private readonly batches;
 
   constructor(
     onError?: (err: unknown) => void,
@@ -41,6 +44,12 @@ export class GatewayMetrics {
     this.misses = this.registry.counter('cacheMisses');
     this.cacheErrors = this.registry.counter('cacheErrors');
     this.rejections = this.registry.counter('rejections');
+    this.webhookDeliveries = this.registry.counter('webhookDeliveries');
+    this.batchRequests = this.registry.counter('batchRequests');
+    this.batches = this.registry.counter('batches');
+    for (const status of ['delivered', 'failed', 'circuit_open', 'refused']) this.webhookDeliveries(0, { status });
+    for (const outcome of ['completed', 'failed']) this.batchRequests(0, { outcome });
+    for (const status of ['completed', 'failed', 'expired', 'cancelled']) this.batches(0, { status });
     // Series that exist from the start make rate() and hit ratios defined before the first lookup.
     for (const model of models) {
       for (const level of ['answer_l1', 'answer_l2'] as const) {
@@ -50,6 +59,21 @@ export class GatewayMetrics {
     }
     // The gateway only reads the cache Redis (workers write it).
     this.cacheErrors(0, { level: 'answer_l2', op: 'get' });
+  }
+
+  /** One webhook delivery attempt (or one held back by its endpoint's circuit), by the status its log entry has. */
+  webhookDelivery(status: string): void {
+    this.webhookDeliveries(1, { status });
+  }
+
+  /** A batch request got its line: `completed` in the output file, `failed` in the error file. */
+  batchRequest(outcome: 'completed' | 'failed', n = 1): void {
+    this.batchRequests(n, { outcome });
+  }
+
+  /** A batch ended. */
+  batchEnded(status: 'completed' | 'failed' | 'expired' | 'cancelled'): void {
+    this.batches(1, { status });
   }
 
   /** One answered HTTP request; `route` is the route template (bounded), never the raw URL. */
