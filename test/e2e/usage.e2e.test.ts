@@ -1,25 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKeys } from '@fastvlm/contracts';
+import type { UsageBucketView } from '../../apps/gateway/src/usage/usage-query';
 import { JobStore, type JobRecord } from '@fastvlm/jobs';
 import { auth, chatBody, png, postJson, type Tenant } from '../support/requests';
 import { API_KEYS, cleanupPrefix, REDIS_URL, startGateway, startWorker, stopWorker, uniquePrefix, until, type GatewayHandle, type WorkerProcess } from '../support/stack';
 
-interface Bucket {
-  object: string;
-  start_time: number;
-  end_time: number;
-  tenant: string;
-  model?: string;
-  class?: string;
-  jobs: number;
-  failed_jobs: number;
-  cancelled_jobs: number;
-  device_seconds: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  images: number;
-}
+type Bucket = UsageBucketView;
 interface UsageList {
   object: string;
   start_time: number;

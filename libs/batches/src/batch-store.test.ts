@@ -117,10 +117,9 @@ describe('BatchStore', () => {
 
   it("drops index entries older than the records' lifetime when a batch is created", async () => {
     const t = `old-${Date.now()}`;
-    const old = await created(t, Date.now() - 11 * 86_400_000);
+    await created(t, Date.now() - 11 * 86_400_000);
     const recent = await created(t);
     expect(await redis.zrange(keys.tenantBatches(t), '0', '-1')).toEqual([recent]);
-    expect(old).not.toBe(recent);
   });
 
   it('leases a batch to one holder at a time', async () => {

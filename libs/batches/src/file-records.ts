@@ -17,8 +17,6 @@ export interface FileRecord {
   purpose: FilePurpose;
   filename: string;
   bytes: number;
-  /** Lines of JSONL in the file. */
-  lines: number;
   /** Epoch ms. */
   createdAt: number;
   /** Epoch ms after which the sweeper deletes it; null: kept until deleted. */
@@ -71,7 +69,6 @@ export class FileRecords {
         'purpose', r.purpose,
         'filename', r.filename,
         'bytes', r.bytes,
-        'lines', r.lines,
         'created_at', r.createdAt,
         'expires_at', r.expiresAt ?? 0,
         'parts', JSON.stringify(r.parts),
@@ -89,7 +86,6 @@ export class FileRecords {
       purpose: h.purpose === 'batch_output' ? 'batch_output' : 'batch',
       filename: h.filename ?? '',
       bytes: Number(h.bytes ?? 0),
-      lines: Number(h.lines ?? 0),
       createdAt: Number(h.created_at ?? 0),
       expiresAt: expires > 0 ? expires : null,
       parts: JSON.parse(h.parts) as FilePart[],

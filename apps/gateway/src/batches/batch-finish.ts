@@ -63,7 +63,6 @@ export async function close(ctx: BatchContext, b: BatchRecord, from: readonly Ba
       purpose: 'batch_output',
       filename: `${b.id}_${kind}.jsonl`,
       bytes: list.reduce((n, p) => n + p.bytes, 0),
-      lines: 0,
       createdAt: now,
       expiresAt: now + ctx.cfg.FILES_DEFAULT_EXPIRY_S * 1000,
       parts: list,

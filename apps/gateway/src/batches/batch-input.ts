@@ -34,8 +34,3 @@ export async function* linesAt(blobs: BlobStore, key: string, offsets: number[],
     if (i < indices.length && (indices[i] as number) === first) throw new Error(`line ${first} is past the end of the input file`);
   }
 }
-
-/** Every line of a stream from its start (validation). */
-export function allLines(stream: Readable, maxLineBytes: number): AsyncGenerator<Line> {
-  return readLines(stream, { maxLineBytes });
-}

@@ -1,5 +1,4 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Logger } from 'pino';
 import { leaseToken, type BatchRecord } from '@fastvlm/batches';
 import { BATCH_CONTEXT } from './tokens';
 import type { BatchContext } from './batch-context';
@@ -29,11 +28,9 @@ export class BatchRunner implements OnApplicationBootstrap, OnApplicationShutdow
   private ticking = false;
   private lastSweep = 0;
   private stopped = false;
-  private readonly log: Logger;
 
   constructor(@Inject(BATCH_CONTEXT) private readonly ctx: BatchContext) {
     this.feeder = new BatchFeeder(ctx);
-    this.log = ctx.log;
   }
 
   onApplicationBootstrap(): void {
@@ -53,7 +50,7 @@ export class BatchRunner implements OnApplicationBootstrap, OnApplicationShutdow
     if (this.ticking || this.stopped) return;
     this.ticking = true;
     this.tick()
-      .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'batch runner tick failed'))
+      .catch((e: unknown) => this.ctx.log.warn({ err: (e as Error).message }, 'batch runner tick failed'))
       .finally(() => {
         this.ticking = false;
       });
@@ -77,7 +74,7 @@ export class BatchRunner implements OnApplicationBootstrap, OnApplicationShutdow
       h.busy = true;
       const hold = h;
       void this.step(id)
-        .catch((e: unknown) => this.log.warn({ err: (e as Error).message, batch: id }, 'batch step failed; retrying next tick'))
+        .catch((e: unknown) => this.ctx.log.warn({ err: (e as Error).message, batch: id }, 'batch step failed; retrying next tick'))
         .finally(() => {
           hold.busy = false;
         });
@@ -131,7 +128,7 @@ export class BatchRunner implements OnApplicationBootstrap, OnApplicationShutdow
       const parts = await this.ctx.files.remove(id, f.tenant);
       if (parts) {
         await Promise.all(parts.map((p) => this.ctx.blobs.delete(p.key)));
-        this.log.info({ file: id, tenant: f.tenant }, 'expired file deleted');
+        this.ctx.log.info({ file: id, tenant: f.tenant }, 'expired file deleted');
       }
     }
   }

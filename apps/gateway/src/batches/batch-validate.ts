@@ -1,6 +1,6 @@
-import { LineTooLong, type BatchError, type BatchRecord } from '@fastvlm/batches';
+import { LineTooLong, readLines, type BatchError, type BatchRecord } from '@fastvlm/batches';
 import { BlobNotFound } from '@fastvlm/files';
-import { allLines, OFFSET_EVERY } from './batch-input';
+import { OFFSET_EVERY } from './batch-input';
 import { batchPrincipal, maxLineBytes, type BatchContext } from './batch-context';
 import { BatchLineError, fromAppError, parseBatchLine } from './batch-lines';
 
@@ -32,7 +32,7 @@ export async function validate(ctx: BatchContext, b: BatchRecord, stillMine: () 
   const offsets: number[] = [];
   let count = 0;
   try {
-    for await (const line of allLines(stream, maxLineBytes(ctx.cfg))) {
+    for await (const line of readLines(stream, { maxLineBytes: maxLineBytes(ctx.cfg) })) {
       if (!stillMine()) return;
       if (line.index % OFFSET_EVERY === 0) offsets.push(line.offset);
       count += 1;

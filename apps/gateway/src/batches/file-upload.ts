@@ -6,7 +6,6 @@ import type { BlobStore } from '@fastvlm/files';
 export interface Upload {
   filename: string;
   bytes: number;
-  lines: number;
   purpose: string;
   /** Seconds after creation the client asked the file to expire (`expires_after[seconds]`), if it did. */
   expiresAfterS: number | undefined;
@@ -57,7 +56,7 @@ async function* metered(src: AsyncIterable<Buffer>, meter: Meter): AsyncGenerato
 export async function readUpload(req: FastifyRequest, blobs: BlobStore, key: string, limits: { maxBytes: number; maxLines: number }): Promise<Upload> {
   if (!req.isMultipart()) throw new AppError('invalid_request', 'Upload files as multipart/form-data with a "file" part and a "purpose" field.', 'file');
   const fields: Record<string, string> = {};
-  let stored: { filename: string; bytes: number; lines: number } | null = null;
+  let stored: { filename: string; bytes: number } | null = null;
   try {
     // The file may be up to FILES_MAX_BYTES: this call's limit replaces the image-sized default; the meter enforces the exact one.
     for await (const part of req.parts({ limits: { fileSize: limits.maxBytes + 1, files: 1, fields: 5, parts: 6 } })) {
@@ -68,7 +67,7 @@ export async function readUpload(req: FastifyRequest, blobs: BlobStore, key: str
         }
         const meter = new Meter(limits);
         const { bytes } = await blobs.put(key, Readable.from(metered(part.file, meter)), { contentType: 'application/jsonl' });
-        stored = { filename: safeName(part.filename), bytes, lines: meter.lines };
+        stored = { filename: safeName(part.filename), bytes };
         continue;
       }
       if (!FIELDS.has(part.fieldname)) throw new AppError('invalid_request', `Unknown form field "${part.fieldname}".`, part.fieldname);

@@ -39,7 +39,6 @@ export class FilesController {
       purpose: 'batch',
       filename: up.filename,
       bytes: up.bytes,
-      lines: up.lines,
       createdAt: now,
       expiresAt: now + (up.expiresAfterS ?? this.cfg.FILES_DEFAULT_EXPIRY_S) * 1000,
       parts: [{ key, bytes: up.bytes }],

@@ -1,15 +1,13 @@
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN_IDS } from '../generator/index';
 import { StopMatcher } from '../text/stop';
 import { TextCodec } from '../text/tokenizer';
 import type { GenerateResult } from '../types';
-import type { ModelConfig } from './model-config';
 import { FastVlmPipeline } from './pipeline';
 import { Scheduler, type Prepared } from './scheduler';
 import type { SequenceRequest, TextSide } from './sequence';
 import type { ModelSessions } from './sessions';
-import { gradientPng, greedy, noisyJpeg, stripesPng, useTinyModel } from './test-fixtures';
+import { gradientPng, greedy, noisyJpeg, SCRIPTED, scriptedConfig, stripesPng, useTinyModel } from './test-fixtures';
 import { VisionCache } from './vision-cache';
 
 /**
@@ -19,18 +17,8 @@ import { VisionCache } from './vision-cache';
  * shares add up to the engine's total.
  */
 
-const VOCAB = 151_936;
-const HIDDEN = 4;
-const IMAGE_TOKENS = 3;
-const CFG: ModelConfig = {
-  modelType: 'llava_qwen2',
-  imageTokenId: TOKEN_IDS.image,
-  hiddenSize: HIDDEN,
-  numLayers: 1,
-  numKvHeads: 1,
-  headDim: 2,
-  eosTokenIds: [TOKEN_IDS.imEnd],
-};
+const { vocab: VOCAB, hidden: HIDDEN, imageTokens: IMAGE_TOKENS } = SCRIPTED;
+const CFG = scriptedConfig(1);
 /** What each fake run costs on the fake clock: a vision run, an embedding run, a prefill and a decode step's decoder run. */
 const COST = { vision: 100, embed: 2, prefill: 10, step: 4 } as const;
 /** A decode step is the embedding of the last tokens and one decoder run. */

@@ -9,7 +9,7 @@ import type { SequenceRequest, TextSide } from './sequence';
 import { VisionCache } from './vision-cache';
 import type { ModelConfig } from './model-config';
 import type { ModelSessions } from './sessions';
-import { collector, greedy, useTinyModel } from './test-fixtures';
+import { collector, greedy, SCRIPTED, scriptedConfig, useTinyModel } from './test-fixtures';
 
 /**
  * The decode loop against scripted sessions: the "decoder" answers a fixed
@@ -17,18 +17,8 @@ import { collector, greedy, useTinyModel } from './test-fixtures';
  * (the random-weight model never produces eos).
  */
 
-const VOCAB = 151_936;
-const HIDDEN = 4;
-const IMAGE_TOKENS = 3;
-const CFG: ModelConfig = {
-  modelType: 'llava_qwen2',
-  imageTokenId: TOKEN_IDS.image,
-  hiddenSize: HIDDEN,
-  numLayers: 2,
-  numKvHeads: 1,
-  headDim: 2,
-  eosTokenIds: [TOKEN_IDS.imEnd],
-};
+const { vocab: VOCAB, hidden: HIDDEN, imageTokens: IMAGE_TOKENS } = SCRIPTED;
+const CFG = scriptedConfig(2);
 
 interface DecoderCall {
   positions: number[];

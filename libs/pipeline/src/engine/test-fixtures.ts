@@ -13,7 +13,24 @@ import { afterAll, beforeAll } from 'vitest';
 import type { DecodingParams } from '@fastvlm/contracts';
 import { generateModel, TOKEN_IDS } from '../generator/index';
 import type { GenerateResult, TokenDelta } from '../types';
+import type { ModelConfig } from './model-config';
 import { FastVlmPipeline } from './pipeline';
+
+/** Shapes of the scripted sessions the scheduler tests drive: Qwen2's vocabulary, a tiny hidden size, 3 image tokens. */
+export const SCRIPTED = { vocab: 151_936, hidden: 4, imageTokens: 3 } as const;
+
+/** The model config of those scripted sessions. */
+export function scriptedConfig(numLayers: number): ModelConfig {
+  return {
+    modelType: 'llava_qwen2',
+    imageTokenId: TOKEN_IDS.image,
+    hiddenSize: SCRIPTED.hidden,
+    numLayers,
+    numKvHeads: 1,
+    headDim: 2,
+    eosTokenIds: [TOKEN_IDS.imEnd],
+  };
+}
 
 export interface TinyModel {
   /** Temp folder owned by the test file (removed in afterAll). */
